@@ -1,0 +1,31 @@
+# Two commands for a new machine (see README): `make demo` and `make test`.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := demo-out
+
+.PHONY: setup demo test lint clean
+
+$(BIN)/.installed: setup.py pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[transformers,dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+# JUDGE_MODEL=/path/to/model judges through the transformers backend instead of gold labels.
+demo: setup
+	$(BIN)/claimdiff sample --out $(DEMO)/data
+	$(BIN)/claimdiff judge --manifest $(DEMO)/data/manifest.jsonl --output $(DEMO)/run --overwrite \
+	  $(if $(JUDGE_MODEL),--judge transformers --model $(JUDGE_MODEL))
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check claimdiff tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache .mypy_cache

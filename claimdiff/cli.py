@@ -1,0 +1,174 @@
+"""`claimdiff`: one command, with subcommands.
+
+    claimdiff sample --out DIR                      # demo data: images + manifest with gold labels
+    claimdiff judge --manifest URI --output URI     # judge, derive rewards, write Parquet shards
+    claimdiff schema rewards                        # print a dataset's Arrow or JSON schema
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from claimdiff.errors import ClaimdiffError
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
+
+JUDGE_EPILOG = """\
+Manifest: JSONL, Parquet or CSV (by extension; .gz etc. allowed), one row per actor caption with
+columns image, reference, caption and optionally sample_id, actor_id, gold; other columns are kept
+as metadata. Image paths may be relative to the manifest. A glob reads several manifests.
+
+Outputs under --output: differences/, rewards/, failures/ (Parquet, zstd) and run.json with
+the accounting. The exit status is 1 when the failure share passes run.max_failure_share or the
+accounting does not balance, 2 for usage or configuration errors.
+
+Any argument not listed above is a Beam pipeline option, e.g.
+  --runner=DataflowRunner --project=P --region=R --temp_location=gs://b/tmp --setup_file=./setup.py
+
+examples:
+  claimdiff judge --manifest data/manifest.jsonl --output out/run1
+  claimdiff judge --manifest data/manifest.jsonl --output out/run2 \\
+      --judge transformers --model /models/my-vlm --set judge.max_new_tokens=512
+"""
+
+
+def _parse_set(values: Sequence[str]) -> dict[str, Any]:
+    """`--set judge.max_new_tokens=512`: the value is parsed as YAML (safe loader)."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ClaimdiffError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(raw)
+    return overrides
+
+
+def _judge_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    judge = sub.add_parser(
+        "judge", help="judge a manifest and write differences, rewards and failures",
+        description="Judge every (image, reference, actor caption) row of a manifest, derive "
+        "outcomes, statistics and rewards, and write Parquet shards plus run.json.",
+        epilog=JUDGE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    judge.add_argument("--manifest", required=True, help="manifest URI or glob (any fsspec URL)")
+    judge.add_argument("--output", required=True, help="output folder URI (local, gs://, s3://)")
+    judge.add_argument("--config", help="YAML config file (see README: Configuration)")
+    judge.add_argument("--judge", choices=["labels", "transformers"],
+                       help="judge backend (config judge.backend; default labels)")
+    judge.add_argument("--model", help="model path or hub id for --judge transformers")
+    judge.add_argument("--device", help="torch device for --judge transformers (cpu, cuda, auto)")
+    judge.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set judge.max_batch_size=4 (repeatable)")
+    judge.add_argument("--run-id", help="run id (default: random)")
+    judge.add_argument("--overwrite", action="store_true",
+                       help="replace a previous run in --output")
+    judge.add_argument("--runner-preset", choices=["local", "multiprocess"], default="local",
+                       help="runner when no --runner is given: in-process (default) or worker "
+                       "processes")
+    judge.add_argument("--workers", type=int, help="worker processes for --runner-preset "
+                       "multiprocess")
+
+
+def _run_judge(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from claimdiff.config import load_config
+    from claimdiff.pipelines.judge import JudgeJob, run_judge
+    from claimdiff.runners.options import pipeline_options
+
+    text = None
+    if args.config:
+        import fsspec
+
+        with fsspec.open(args.config, "r", encoding="utf-8") as handle:
+            text = handle.read()
+    overrides = _parse_set(args.set)
+    for key, value in (("judge.backend", args.judge), ("judge.model", args.model),
+                       ("judge.device", args.device)):
+        if value is not None:
+            overrides[key] = value
+    config = load_config(text, overrides)
+    job_args: dict[str, Any] = {"manifest": args.manifest, "output": args.output,
+                                "config": config, "overwrite": args.overwrite}
+    if args.run_id:
+        job_args["run_id"] = args.run_id
+    options = pipeline_options(beam_args, args.runner_preset, args.workers)
+    manifest = run_judge(JudgeJob(**job_args), options)
+    acc = manifest.accounting
+    print(f"run {manifest.run_id}: {manifest.status}")
+    print(f"  rows in      {acc.rows_in}")
+    print(f"  judged       {acc.rows_judged}")
+    print(f"  failed       {acc.rows_failed}  {acc.failures_by_stage or ''}")
+    print(f"  differences  {acc.differences}")
+    print(f"  failure share {manifest.failure_share:.3f} (max {manifest.max_failure_share})")
+    print(f"  outputs      {manifest.output}/{{differences,rewards,failures}}/ and run.json")
+    return EXIT_OK if manifest.status == "ok" else EXIT_RUN_FAILED
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    from claimdiff.sample_data import write_sample
+
+    manifest = write_sample(args.out, images=args.images, actors=args.actors, seed=args.seed,
+                            broken=not args.no_broken)
+    print(manifest)
+    return EXIT_OK
+
+
+def _run_schema(args: argparse.Namespace) -> int:
+    from claimdiff.schemas.arrow import arrow_schema
+    from claimdiff.schemas.judge import JudgeOutput, decoding_schema
+    from claimdiff.schemas.rows import DifferenceRow, FailureRow, RewardRow
+
+    if args.dataset == "judge":
+        schema = decoding_schema() if args.decoding else JudgeOutput.model_json_schema()
+        print(json.dumps(schema, indent=2))
+        return EXIT_OK
+    model = {"differences": DifferenceRow, "rewards": RewardRow, "failures": FailureRow}
+    print(arrow_schema(model[args.dataset]).to_string(show_schema_metadata=False))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="claimdiff", description="Claim-level caption judging and rewards for caption RL.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log Beam's progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _judge_parser(sub)
+    sample = sub.add_parser("sample", help="write demo data: images and a manifest with gold")
+    sample.add_argument("--out", required=True, help="folder URI for images and manifest.jsonl")
+    sample.add_argument("--images", type=int, default=10)
+    sample.add_argument("--actors", type=int, default=4, help="actor captions per image")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--no-broken", action="store_true",
+                        help="leave out the deliberately broken rows")
+    schema = sub.add_parser("schema", help="print the schema of a dataset or of the judge output")
+    schema.add_argument("dataset", choices=["differences", "rewards", "failures", "judge"])
+    schema.add_argument("--decoding", action="store_true",
+                        help="with judge: the schema used for constrained decoding")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "judge":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "judge":
+            return _run_judge(args, rest)
+        if args.command == "sample":
+            return _run_sample(args)
+        return _run_schema(args)
+    except ClaimdiffError as exc:
+        print(f"claimdiff: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

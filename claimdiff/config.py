@@ -1,0 +1,200 @@
+"""Run configuration: validated models, loaded from YAML with `yaml.safe_load`.
+
+Every knob a transform uses arrives through these models; nothing reads module globals. Unknown
+keys are errors, so a typo in a config file names the field instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from claimdiff.errors import ConfigError
+from claimdiff.schemas.rows import CanonicalType
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JudgeConfig(_Strict):
+    backend: Literal["labels", "transformers"] = Field(
+        default="labels",
+        description="labels: gold differences from the manifest's `gold` column; transformers: a "
+        "local Hugging Face image-text-to-text model (path or hub id).",
+    )
+    model: str | None = Field(default=None, description="model path or hub id (transformers)")
+    prompt: str = Field(default="single_pass", description="prompt template name in judges/prompts")
+    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    trust_remote_code: bool = Field(default=False, description="run code shipped with the model")
+    constrained: bool = Field(default=True, description="JSON-schema-constrained decoding")
+    max_new_tokens: int = Field(default=1024, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)
+    retry_temperature: float = Field(
+        default=0.0, ge=0.0, description="temperature of attempts after an unparsable answer"
+    )
+    seed: int = 0
+    max_attempts: int = Field(
+        default=2, ge=1, le=10, description="tries per request, the first included"
+    )
+    min_batch_size: int = Field(default=1, ge=1)
+    max_batch_size: int = Field(default=8, ge=1)
+    max_differences: int = Field(default=32, ge=1, le=64, description="decoding bound on the list")
+    max_string_chars: int | None = Field(
+        default=None, ge=8, description="decoding bound on every string (small models ramble)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> JudgeConfig:
+        if self.backend == "transformers" and not self.model:
+            raise ValueError("judge.model is required with judge.backend=transformers")
+        if self.min_batch_size > self.max_batch_size:
+            raise ValueError("judge.min_batch_size must not exceed judge.max_batch_size")
+        return self
+
+
+class ImageConfig(_Strict):
+    max_bytes: int = Field(default=50 * 2**20, ge=1, description="largest image file read")
+    max_decode_pixels: int = Field(
+        default=64_000_000, ge=1, description="larger images are decompression bombs: failures"
+    )
+    max_side: int = Field(default=1024, ge=16, description="longest side sent to the judge")
+    allowed_schemes: list[str] = Field(
+        default_factory=lambda: ["file", "memory", "s3", "gs", "gcs", "az", "abfs"],
+        description="URI schemes images and manifests may use; add http/https explicitly",
+    )
+
+
+class SeverityConfig(_Strict):
+    weights: dict[int, float] = Field(default_factory=lambda: {1: 1.0, 2: 1.25, 3: 1.6})
+    keyword_rules: list[tuple[str, int]] = Field(
+        default_factory=lambda: [
+            ("hallucinat", 3), ("fabricat", 3), ("count", 3), ("number", 3), ("identity", 3),
+            ("relation", 3), ("spatial", 3), ("existence", 3), ("object", 3),
+            ("style", 1), ("tone", 1), ("subjective", 1), ("peripheral", 1), ("repetit", 1),
+        ],
+        description="first keyword found in the error type decides a missing severity",
+    )
+    default: Literal[1, 2, 3] = 2
+
+    @model_validator(mode="after")
+    def _check(self) -> SeverityConfig:
+        if sorted(self.weights) != [1, 2, 3]:
+            raise ValueError("severity.weights needs exactly the keys 1, 2 and 3")
+        if any(sev not in (1, 2, 3) for _, sev in self.keyword_rules):
+            raise ValueError("severity.keyword_rules severities must be 1, 2 or 3")
+        return self
+
+
+class TaxonomyConfig(_Strict):
+    synonyms: dict[str, CanonicalType] = Field(
+        default_factory=dict,
+        description="extra label -> canonical type entries; they take precedence over built-ins",
+    )
+
+
+class _Preset(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    version: int = Field(default=1, ge=1)
+    severity_weighted: bool = True
+
+
+class RelativePreset(_Preset):
+    """0.5 + 0.5 * (reference errors - actor errors) / differences, in [0, 1]."""
+
+    kind: Literal["relative"] = "relative"
+
+
+class ActorOnlyPreset(_Preset):
+    """Only the actor's errors: smooth decay in the error share, count penalty, richness bonus."""
+
+    kind: Literal["actor_only"] = "actor_only"
+    decay: float = Field(default=2.0, gt=0)
+    count_penalty: float = Field(default=0.2, ge=0)
+    count_scale: float = Field(default=4.0, gt=0)
+    richness_bonus: float = Field(default=0.05, ge=0)
+    richness_cap: int = Field(default=8, ge=1)
+
+
+class TradeoffPreset(_Preset):
+    """exp(-(lam * hallucination + (1 - lam) * omission) / scale); lam=1: hallucinations only."""
+
+    kind: Literal["tradeoff"] = "tradeoff"
+    lam: float = Field(default=0.5, ge=0.0, le=1.0)
+    scale: float = Field(default=2.0, gt=0)
+
+
+Preset = Annotated[RelativePreset | ActorOnlyPreset | TradeoffPreset, Field(discriminator="kind")]
+
+
+def _default_presets() -> list[Preset]:
+    return [RelativePreset(name="relative"), ActorOnlyPreset(name="actor_only"),
+            TradeoffPreset(name="lambda_0.5", lam=0.5)]
+
+
+class RewardsConfig(_Strict):
+    presets: list[Preset] = Field(default_factory=_default_presets)
+    primary: str = Field(default="relative", description="preset written to the `reward` column")
+    hedges: list[str] = Field(
+        default_factory=lambda: [
+            "possibly", "perhaps", "maybe", "might be", "may be", "appears to be", "seems to",
+            "likely", "probably", "or possibly", "it is unclear",
+        ]
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RewardsConfig:
+        names = [p.name for p in self.presets]
+        if len(names) != len(set(names)):
+            raise ValueError(f"rewards.presets names must be unique: {names}")
+        if self.primary not in names:
+            raise ValueError(f"rewards.primary {self.primary!r} is not one of {names}")
+        return self
+
+
+class RunConfig(_Strict):
+    max_failure_share: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="the run exits non-zero above this failure share"
+    )
+    num_shards: int = Field(default=0, ge=0, description="shards per dataset; 0: runner decides")
+
+
+class ClaimdiffConfig(_Strict):
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    images: ImageConfig = Field(default_factory=ImageConfig)
+    severity: SeverityConfig = Field(default_factory=SeverityConfig)
+    taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
+    rewards: RewardsConfig = Field(default_factory=RewardsConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    def sha256(self) -> str:
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_config(text: str | None, overrides: dict[str, Any] | None = None) -> ClaimdiffConfig:
+    """Validate YAML text (safe loader only) plus dotted overrides such as `judge.model`."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text) if text else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config is not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("config must be a YAML mapping at the top level")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return ClaimdiffConfig.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc

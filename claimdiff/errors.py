@@ -1,0 +1,54 @@
+"""The exception tree. Row-level errors become failure rows; the others stop a run."""
+
+from __future__ import annotations
+
+
+class ClaimdiffError(Exception):
+    """Base of every error claimdiff raises on purpose."""
+
+
+class ConfigError(ClaimdiffError):
+    """The configuration or the command line is invalid."""
+
+
+class MissingExtraError(ClaimdiffError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(f"{package} is not installed: pip install 'claimdiff[{extra}]'")
+
+
+class ManifestError(ClaimdiffError):
+    """A manifest file cannot be read at all (missing, unknown format, unrecoverable syntax)."""
+
+
+class RowError(ClaimdiffError):
+    """A problem with one input row: it becomes a failure row, the run goes on."""
+
+
+class ManifestRowError(RowError):
+    """A manifest row is malformed (missing or mistyped columns)."""
+
+    def __init__(self, message: str, raw: str | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw  # the row's text where it could not be parsed at all
+
+
+class ImageError(RowError):
+    """An image is missing, unreadable, not an image, truncated or too large."""
+
+
+class DisallowedURIError(RowError):
+    """A URI uses a scheme outside `images.allowed_schemes`."""
+
+
+class JudgeOutputError(RowError):
+    """The judge's answer is not valid JSON of the judge schema after every attempt."""
+
+
+class JudgeRequestError(RowError):
+    """The backend could not answer this request (no gold labels, prompt too long, ...)."""
+
+
+class RunFailedError(ClaimdiffError):
+    """The run finished but its failure share passed the threshold or its accounting is off."""

@@ -1,0 +1,1 @@
+"""Reading what others wrote: URIs, manifests and images, through fsspec."""

@@ -1,0 +1,1 @@
+"""The judge: backend protocol, backends, prompts, parsing and the Beam model handler."""

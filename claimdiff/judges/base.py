@@ -1,0 +1,62 @@
+"""The judge backend protocol: a batch of requests in, one raw answer per request out.
+
+Backends only produce text. Parsing, validation and retries live in `judges.handler`, so every
+backend gets the same guarantees and the raw text of every answer is kept for failure rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One judge call: an image, the rendered prompt text, and gold labels where a row has them."""
+
+    key: str
+    prompt: str
+    image: Image.Image | None = None
+    gold: str | None = None
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Sampling parameters of one attempt. They are part of every row's cache key."""
+
+    max_new_tokens: int = 1024
+    temperature: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """What a backend said for one request: text, or an error that concerns this request only.
+
+    `finish_reason` is "stop" when generation ended by itself and "length" when it was cut at
+    `max_new_tokens`; `error` is set (and `text` may be None) when the backend could not answer
+    this request at all (no gold labels, prompt too long, ...).
+    """
+
+    text: str | None
+    finish_reason: str = "stop"
+    error: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class JudgeBackend(Protocol):
+    """A model (or a label source) that answers judge requests in batches."""
+
+    @property
+    def model_id(self) -> str:
+        """Identity of the model behind the answers (path or hub id, or `labels`)."""
+        ...
+
+    def judge(self, requests: Sequence[JudgeRequest], decoding: Decoding) -> list[RawAnswer]:
+        """Answer every request, in order. Raise only for failures of the whole batch."""
+        ...

@@ -1,0 +1,1 @@
+"""Pipelines wire stages (transforms) together; they hold no stage logic of their own."""

@@ -1,0 +1,151 @@
+"""The judge pipeline: manifest -> images -> judge -> differences, rewards, failures, run.json."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from claimdiff import __version__
+from claimdiff.config import ClaimdiffConfig
+from claimdiff.errors import ConfigError
+from claimdiff.io.manifest import expand_manifests
+from claimdiff.judges.factory import model_id
+from claimdiff.judges.handler import decoding_key
+from claimdiff.judges.prompting import PromptTemplate, load_prompt
+from claimdiff.pipelines import outputs
+from claimdiff.runners.options import sanitised_options
+from claimdiff.schemas.rows import DifferenceRow, FailureRow, RewardRow
+from claimdiff.schemas.run import RunManifest
+from claimdiff.transforms.derive import Derive
+from claimdiff.transforms.failures import null_reward
+from claimdiff.transforms.judge import Judge
+from claimdiff.transforms.load_images import LoadImages
+from claimdiff.transforms.read_manifest import NAMESPACE as MANIFEST_NAMESPACE
+from claimdiff.transforms.read_manifest import ROWS_READ, ReadManifest
+from claimdiff.transforms.write import WriteDataset
+
+
+@dataclass(frozen=True)
+class JudgeJob:
+    """One judge run: where to read, where to write, how to judge."""
+
+    manifest: str
+    output: str
+    config: ClaimdiffConfig = field(default_factory=ClaimdiffConfig)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    overwrite: bool = False
+
+
+def build(
+    pipeline: beam.Pipeline, job: JudgeJob, manifests: Sequence[str], prompt: PromptTemplate
+) -> None:
+    """Wire the stages; the whole DAG on one screen."""
+    config, run_id = job.config, job.run_id
+    rows = pipeline | "ReadManifest" >> ReadManifest(
+        manifests, run_id, config.images.allowed_schemes)
+    images = rows.ok | "LoadImages" >> LoadImages(run_id, config.images)
+    judged = images.ok | "Judge" >> Judge(run_id, config.judge, prompt)
+    derived = judged.ok | "Derive" >> Derive(run_id, config)
+
+    failed = (
+        (rows.failures, images.failures, judged.failures, derived.failures)
+        | "CollectFailures" >> beam.Flatten()
+    )
+    null_rewards = failed | "NullRewards" >> beam.FlatMap(null_reward)
+    rewards = (derived.rewards, null_rewards) | "CollectRewards" >> beam.Flatten()
+
+    shards = config.run.num_shards
+    _ = derived.differences | "WriteDifferences" >> WriteDataset(
+        job.output, outputs.DIFFERENCES, DifferenceRow, shards)
+    _ = rewards | "WriteRewards" >> WriteDataset(job.output, outputs.REWARDS, RewardRow, shards)
+    _ = (
+        failed
+        | "FailureRows" >> beam.Map(lambda f: f.failure)
+        | "WriteFailures" >> WriteDataset(job.output, outputs.FAILURES, FailureRow, shards)
+    )
+
+
+def _counters(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    counters: dict[str, int] = {}
+    for metric in result.metrics().query(MetricsFilter())["counters"]:
+        name = f"{metric.key.metric.namespace}/{metric.key.metric.name}"
+        value = metric.committed if metric.committed is not None else metric.attempted
+        counters[name] = counters.get(name, 0) + int(value or 0)
+    return counters
+
+
+def run_judge(
+    job: JudgeJob,
+    options: PipelineOptions,
+    clock: Callable[[], float] = time.time,
+) -> RunManifest:
+    """Run the pipeline, check the accounting, write `run.json`, and return it.
+
+    The caller decides what a non-ok status means (the CLI exits non-zero).
+    """
+    config = job.config
+    prompt = load_prompt(config.judge.prompt)
+    manifests = expand_manifests(job.manifest, config.images.allowed_schemes)
+    outputs.prepare_output(job.output, overwrite=job.overwrite)
+
+    started = clock()
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, job, manifests, prompt)
+    result = pipeline.run()
+    result.wait_until_finish()
+    pipeline_s = clock() - started
+
+    counters = _counters(result)
+    rows_in = counters.get(f"{MANIFEST_NAMESPACE}/{ROWS_READ}")
+    if rows_in is None:
+        # a runner that reports no metrics: count the rows again (same reader)
+        rows_in = outputs.count_manifest_rows(manifests)
+    accounting = outputs.account(job.output, rows_in)
+    share = accounting.failure_share
+    if not accounting.balanced:
+        status = "accounting_mismatch"
+    elif share > config.run.max_failure_share:
+        status = "failure_threshold_exceeded"
+    else:
+        status = "ok"
+    finished = clock()
+    manifest = RunManifest(
+        run_id=job.run_id,
+        status=status,
+        manifest=job.manifest,
+        output=job.output,
+        started_at=datetime.fromtimestamp(started, UTC).isoformat(),
+        finished_at=datetime.fromtimestamp(finished, UTC).isoformat(),
+        duration_s=round(finished - started, 3),
+        code_version=__version__,
+        judge_backend=config.judge.backend,
+        judge_model=model_id(config.judge),
+        prompt_name=prompt.name,
+        prompt_version=prompt.version,
+        decoding=decoding_key(config.judge),
+        config=json.loads(config.model_dump_json()),
+        config_sha256=config.sha256(),
+        pipeline_options=sanitised_options(options),
+        timings={"pipeline_s": round(pipeline_s, 3),
+                 "accounting_s": round(finished - started - pipeline_s, 3)},
+        counters=counters,
+        accounting=accounting,
+        failure_share=round(share, 6),
+        max_failure_share=config.run.max_failure_share,
+    )
+    outputs.write_run_manifest(job.output, manifest)
+    return manifest
+
+
+def validate_job(job: JudgeJob) -> None:
+    if job.manifest.rstrip("/") == job.output.rstrip("/"):
+        raise ConfigError("--output must differ from --manifest")

@@ -1,0 +1,1 @@
+"""Outcomes, canonical types, statistics and reward presets: pure functions, no Beam."""

@@ -1,0 +1,1 @@
+"""PipelineOptions presets. Only this package builds PipelineOptions."""

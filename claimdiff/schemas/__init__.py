@@ -1,0 +1,1 @@
+"""pydantic models: the single source of every row, Parquet schema and judge JSON schema."""

@@ -1,0 +1,128 @@
+"""The judge's structured output: what every backend returns and what `gold` holds.
+
+These models are the single source of the judge format (DESIGN §8). The JSON schema that constrains
+decoding is derived from them (`decoding_schema`), and every raw output is validated against them
+after decoding, so a backend that ignores the constraint still cannot smuggle in a malformed row.
+"""
+
+from __future__ import annotations
+
+import copy
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Bounds on untrusted judge text. They are enforced on validation; for decoding they are expressed
+# as regex patterns (see `decoding_schema`) because xgrammar 0.2.8 mishandles string maxLength.
+MAX_ASPECT_CHARS = 120
+MAX_CLAIM_CHARS = 400
+MAX_DETAIL_CHARS = 300
+MAX_TYPE_CHARS = 64
+MAX_DIFFERENCES = 64
+
+
+class Judgment(StrEnum):
+    """Which side the image supports, for one difference."""
+
+    ACTOR = "actor"
+    REFERENCE = "reference"
+    BOTH_WRONG = "both_wrong"
+    BOTH_SUPPORTED = "both_supported"
+    UNCERTAIN = "uncertain"
+
+
+class Overall(StrEnum):
+    ACTOR = "actor"
+    REFERENCE = "reference"
+    TIE = "tie"
+
+
+class ErrorLabel(BaseModel):
+    """The error of one side of a difference: open-vocabulary type, short detail, severity."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    type: str = Field(
+        min_length=1,
+        max_length=MAX_TYPE_CHARS,
+        description="Compound open-vocabulary label, e.g. count_mismatch, color_hallucination.",
+    )
+    detail: str = Field(default="", max_length=MAX_DETAIL_CHARS)
+    severity: Literal[1, 2, 3] | None = Field(
+        default=None,
+        description="1 peripheral/stylistic, 2 secondary detail, 3 primary subject, count, "
+        "identity, relation or fabrication. Null lets the keyword rule decide.",
+    )
+
+
+class JudgedDifference(BaseModel):
+    """One atomic visual claim on which the actor and the reference differ, decided on the image."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    aspect: str = Field(min_length=1, max_length=MAX_ASPECT_CHARS)
+    actor_claim: str | None = Field(default=None, max_length=MAX_CLAIM_CHARS)
+    reference_claim: str | None = Field(default=None, max_length=MAX_CLAIM_CHARS)
+    actor_span: str | None = Field(default=None, max_length=MAX_CLAIM_CHARS)
+    reference_span: str | None = Field(default=None, max_length=MAX_CLAIM_CHARS)
+    judgment: Judgment
+    actor_error: ErrorLabel | None = None
+    reference_error: ErrorLabel | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _one_side_claims_something(self) -> JudgedDifference:
+        if not (self.actor_claim or "").strip() and not (self.reference_claim or "").strip():
+            raise ValueError("a difference needs an actor_claim or a reference_claim (both empty)")
+        return self
+
+
+class JudgeOutput(BaseModel):
+    """The whole answer of one judge call for one (image, actor caption, reference caption)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    differences: list[JudgedDifference] = Field(default_factory=list, max_length=MAX_DIFFERENCES)
+    overall: Overall | None = None
+
+
+def _length_pattern(min_length: int, max_length: int) -> str:
+    # No control characters: xgrammar's JSON string rule otherwise lets raw ones through.
+    return f"^[^\\x00-\\x1f\\\\\"]{{{min_length},{max_length}}}$"
+
+
+def decoding_schema(
+    *, max_differences: int = MAX_DIFFERENCES, max_string_chars: int | None = None
+) -> dict[str, Any]:
+    """JSON schema for constrained decoding, derived from `JudgeOutput`.
+
+    String `maxLength`/`minLength` become equivalent `pattern`s (xgrammar 0.2.8 lets control
+    characters through when they are present); `max_string_chars` tightens every string bound,
+    which keeps small or random-weight models from rambling into `max_new_tokens`.
+    """
+    schema = copy.deepcopy(JudgeOutput.model_json_schema())
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "string" and "enum" not in node:
+                upper = node.pop("maxLength", MAX_CLAIM_CHARS)
+                lower = node.pop("minLength", 0)
+                if max_string_chars is not None:
+                    upper = min(upper, max_string_chars)
+                node["pattern"] = _length_pattern(lower, upper)
+            for key in ("title", "description", "default"):
+                node.pop(key, None)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schema)
+    schema["properties"]["differences"]["maxItems"] = max_differences
+    schema["required"] = ["differences", "overall"]
+    for definition in schema.get("$defs", {}).values():
+        if "properties" in definition:
+            definition["required"] = list(definition["properties"])
+    return schema

@@ -1,0 +1,51 @@
+"""`run.json`: provenance and the accounting of every input row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Accounting(BaseModel):
+    """Where every input row went. `rows_in == rows_judged + rows_failed` must hold."""
+
+    rows_in: int = Field(description="manifest rows read, malformed ones included")
+    rows_judged: int = Field(description="rows with an ok reward row")
+    rows_failed: int = Field(description="rows in failures/")
+    rewards_failed: int = Field(description="reward rows with status failed (null rewards)")
+    differences: int
+    failures_by_stage: dict[str, int]
+    failures_by_reason: dict[str, int]
+    balanced: bool = Field(description="rows_in == rows_judged + rows_failed, and every failed "
+                           "reward row has its failure row")
+
+    @property
+    def failure_share(self) -> float:
+        return self.rows_failed / self.rows_in if self.rows_in else 0.0
+
+
+class RunManifest(BaseModel):
+    """Everything needed to tell what a run did and to reproduce it."""
+
+    run_id: str
+    status: str = Field(description="ok | failure_threshold_exceeded | accounting_mismatch")
+    manifest: str
+    output: str
+    started_at: str
+    finished_at: str
+    duration_s: float
+    code_version: str
+    judge_backend: str
+    judge_model: str
+    prompt_name: str
+    prompt_version: str
+    decoding: dict[str, Any]
+    config: dict[str, Any]
+    config_sha256: str
+    pipeline_options: dict[str, Any]
+    timings: dict[str, float]
+    counters: dict[str, int]
+    accounting: Accounting
+    failure_share: float
+    max_failure_share: float

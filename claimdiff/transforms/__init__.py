@@ -1,0 +1,1 @@
+"""One composite PTransform per pipeline stage; `pipelines/` wires them."""

@@ -1,0 +1,79 @@
+"""Derive: judge outputs -> difference rows, statistics and rewards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import apache_beam as beam
+
+from claimdiff.config import ClaimdiffConfig
+from claimdiff.judges.handler import JudgeResult
+from claimdiff.rewards.presets import compute_rewards
+from claimdiff.rewards.stats import Provenance, derive
+from claimdiff.rewards.taxonomy import TypeMapper
+from claimdiff.schemas.rows import RewardRow, RowStatus, Stage
+from claimdiff.transforms.failures import FAILURES, row_failed
+
+DIFFERENCES = "differences"
+REWARDS = "rewards"
+
+
+class DeriveOutputs(NamedTuple):
+    differences: beam.PCollection
+    rewards: beam.PCollection
+    failures: beam.PCollection
+
+
+class _Derive(beam.DoFn):
+    def __init__(self, run_id: str, config: ClaimdiffConfig) -> None:
+        self._run_id = run_id
+        self._config = config
+        self._mapper: TypeMapper | None = None
+
+    def setup(self) -> None:
+        self._mapper = TypeMapper(self._config.taxonomy)
+
+    def process(self, result: JudgeResult) -> Iterator[beam.pvalue.TaggedOutput]:
+        assert result.output is not None
+        assert self._mapper is not None
+        item, row = result.item, result.item.row
+        provenance = Provenance(
+            run_id=self._run_id, image_sha256=item.image.sha256, judge_model=item.judge_model,
+            prompt_version=item.prompt_version, cache_key=item.cache_key,
+            attempts=result.attempts)
+        try:
+            differences, stats = derive(row, result.output, provenance, self._config, self._mapper)
+            reward, rewards = compute_rewards(stats, self._config.rewards)
+        except (ValueError, KeyError) as exc:
+            yield beam.pvalue.TaggedOutput(FAILURES, row_failed(
+                row, run_id=self._run_id, stage=Stage.DERIVE, error_class=type(exc).__name__,
+                message=str(exc), raw_output=result.raw_output, attempts=result.attempts))
+            return
+        for difference in differences:
+            yield beam.pvalue.TaggedOutput(DIFFERENCES, difference)
+        yield beam.pvalue.TaggedOutput(REWARDS, RewardRow(
+            run_id=self._run_id, sample_id=row.sample_id, actor_id=row.actor_id,
+            row_index=row.row_index, image_uri=row.image_uri, status=RowStatus.OK,
+            reward=reward, rewards=rewards, stats=stats, image_sha256=item.image.sha256,
+            judge_model=item.judge_model, prompt_version=item.prompt_version,
+            cache_key=item.cache_key, metadata=row.metadata))
+
+
+class Derive(beam.PTransform):
+    """`JudgeResult` -> `DifferenceRow`s, one `RewardRow` per row, and `Failed` (stage derive).
+
+    Outcomes follow the table of DESIGN §2 (`rewards.outcomes`); error types are mapped to the
+    canonical taxonomy, missing severities come from the keyword rule; rewards are the configured
+    presets over the row's statistics.
+    """
+
+    def __init__(self, run_id: str, config: ClaimdiffConfig) -> None:
+        super().__init__()
+        self._run_id = run_id
+        self._config = config
+
+    def expand(self, results: beam.PCollection) -> DeriveOutputs:
+        outputs = results | "DeriveRows" >> beam.ParDo(
+            _Derive(self._run_id, self._config)).with_outputs(DIFFERENCES, REWARDS, FAILURES)
+        return DeriveOutputs(outputs[DIFFERENCES], outputs[REWARDS], outputs[FAILURES])

