@@ -40,11 +40,15 @@ def manifest_format(uri: str) -> str:
 
 
 def expand_manifests(pattern: str, allowed_schemes: Sequence[str]) -> list[str]:
-    """The manifest files a URI or glob names, sorted, with their scheme kept."""
+    """The manifest files a URI or glob names, sorted; a plain URI is kept as written."""
     import fsspec
 
     check_scheme(pattern, allowed_schemes)
     fs, _, paths = fsspec.get_fs_token_paths(pattern)
+    if not any(ch in pattern for ch in "*?["):
+        if not fs.exists(paths[0]):
+            raise ConfigError(f"manifest not found: {pattern}")
+        return [pattern]
     if not paths:
         raise ConfigError(f"no manifest matches {pattern!r}")
     return sorted(fs.unstrip_protocol(p) if "://" in pattern else p for p in paths)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from claimdiff.cli import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, main
+
+
+def test_help_explains_the_judge_command(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["judge", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for phrase in ("--manifest", "--output", "--config", "--judge", "--model", "--overwrite",
+                   "Beam pipeline option", "run.max_failure_share"):
+        assert phrase in text
+
+
+def test_sample_then_judge(tmp_path: Path, capsys):
+    assert main(["sample", "--out", str(tmp_path / "data"), "--images", "3"]) == EXIT_OK
+    manifest = capsys.readouterr().out.strip()
+    assert manifest.endswith("manifest.jsonl")
+    code = main(["judge", "--manifest", manifest, "--output", str(tmp_path / "run"),
+                 "--set", "run.max_failure_share=0.3"])
+    printed = capsys.readouterr().out
+    assert code == EXIT_OK, printed
+    assert "rows in      15" in printed
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["accounting"]["balanced"] is True
+    assert run["pipeline_options"]["runner"] == "FnApiRunner"
+
+
+def test_threshold_exit_code_and_config_errors(tmp_path: Path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"image": "missing.png", "reference": "A.", "caption": "B."})
+                        + "\n")
+    assert main(["judge", "--manifest", str(manifest), "--output", str(tmp_path / "o")]) == (
+        EXIT_RUN_FAILED)
+    config = tmp_path / "c.yaml"
+    config.write_text("judge:\n  backend: transformers\n")
+    assert main(["judge", "--manifest", str(manifest), "--output", str(tmp_path / "p"),
+                 "--config", str(config)]) == EXIT_USAGE
+    assert "judge.model is required" in capsys.readouterr().err
+    config.write_text("judge:\n  bakend: labels\n")
+    assert main(["judge", "--manifest", str(manifest), "--output", str(tmp_path / "p"),
+                 "--config", str(config)]) == EXIT_USAGE
+    assert "bakend" in capsys.readouterr().err
+    config.write_text("!!python/object/apply:os.system ['echo unsafe']\n")
+    assert main(["judge", "--manifest", str(manifest), "--output", str(tmp_path / "p"),
+                 "--config", str(config)]) == EXIT_USAGE
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_schema_command(capsys):
+    assert main(["schema", "rewards"]) == EXIT_OK
+    assert "stats: struct<" in capsys.readouterr().out
+    assert main(["schema", "judge", "--decoding"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["required"] == ["differences", "overall"]
+
+
+def test_console_script_entry_point():
+    result = subprocess.run([sys.executable, "-m", "claimdiff.cli", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert "judge" in result.stdout

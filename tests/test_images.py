@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import fsspec
+import pytest
+from PIL import Image
+
+from claimdiff.config import ImageConfig
+from claimdiff.errors import DisallowedURIError, ImageError
+from claimdiff.io.images import load_image
+from claimdiff.sample_data import png_bytes
+
+CONFIG = ImageConfig(max_side=64, max_decode_pixels=512 * 512)
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_loads_hashes_and_bounds(tmp_path: Path):
+    data = png_bytes(Image.new("RGB", (200, 100), (10, 200, 30)))
+    loaded = load_image(_write(tmp_path / "a.png", data), CONFIG)
+    assert loaded.sha256 == hashlib.sha256(data).hexdigest()
+    assert (loaded.width, loaded.height) == (200, 100)
+    assert loaded.image.size == (64, 32)
+    assert loaded.image.mode == "RGB"
+    assert loaded.image.getpixel((10, 10)) == (10, 200, 30)
+
+
+def test_exif_orientation_is_applied(tmp_path: Path):
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif)
+    loaded = load_image(_write(tmp_path / "r.jpg", buffer.getvalue()), CONFIG)
+    assert loaded.image.size == (20, 40)
+
+
+def test_transparency_goes_on_white(tmp_path: Path):
+    image = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    loaded = load_image(_write(tmp_path / "t.png", png_bytes(image)), CONFIG)
+    assert loaded.image.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_memory_filesystem():
+    with fsspec.open("memory://imgs/m.png", "wb") as handle:
+        handle.write(png_bytes(Image.new("L", (4, 4), 128)))
+    assert load_image("memory://imgs/m.png", CONFIG).image.getpixel((0, 0)) == (128, 128, 128)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("corrupt.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "corrupt or truncated|not an image"),
+        ("truncated.png", png_bytes(Image.effect_noise((64, 64), 50))[:300],
+         "corrupt or truncated"),
+        ("text.png", b"this is not an image at all", "not an image"),
+        ("empty.png", b"", "empty"),
+    ],
+)
+def test_bad_files_are_image_errors(tmp_path: Path, name: str, data: bytes, message: str):
+    with pytest.raises(ImageError, match=message):
+        load_image(_write(tmp_path / name, data), CONFIG)
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path):
+    # 4000x4000 of one colour compresses to a few KB but would decode to 48 MB
+    bomb = png_bytes(Image.new("RGB", (4000, 4000)))
+    assert len(bomb) < 100_000
+    with pytest.raises(ImageError, match="decompression bomb"):
+        load_image(_write(tmp_path / "bomb.png", bomb), CONFIG)
+
+
+def test_missing_oversized_and_disallowed(tmp_path: Path):
+    with pytest.raises(ImageError, match="image not found"):
+        load_image(str(tmp_path / "nope.png"), CONFIG)
+    with pytest.raises(ImageError, match="larger than images.max_bytes"):
+        load_image(_write(tmp_path / "big.png", png_bytes(Image.effect_noise((64, 64), 50))),
+                   ImageConfig(max_bytes=100))
+    with pytest.raises(DisallowedURIError):
+        load_image("http://127.0.0.1:9/a.png", CONFIG)
