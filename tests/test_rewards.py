@@ -138,7 +138,7 @@ def test_primary_reward_and_preset_validation():
     primary, values = compute_rewards(empty_stats(), config)
     assert primary == 1.0
     assert [(v.name, v.kind, v.version) for v in values] == [("hall", "tradeoff", 1)]
-    with pytest.raises(ValueError, match="rewards.primary 'relative' is not one of"):
+    with pytest.raises(ValueError, match=r"rewards\.primary 'relative' is not one of"):
         RewardsConfig(presets=[TradeoffPreset(name="hall")])
     with pytest.raises(ValueError, match="names must be unique"):
         RewardsConfig(presets=[RelativePreset(name="x"), TradeoffPreset(name="x")], primary="x")
