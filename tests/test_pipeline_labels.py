@@ -18,6 +18,10 @@ from claimdiff.sample_data import png_bytes
 from tests.conftest import diff, gold
 from tests.pipeline_support import read, run
 
+
+def saved_decoding(out: Path) -> dict:
+    return outputs.read_run_manifest(str(out)).decoding
+
 REF = "Two dogs on a red sofa."
 COUNT_ERROR = gold(diff("number of dogs", "Three dogs.", "Two dogs.", "reference",
                         actor_error=("count_mismatch", 3)))
@@ -114,6 +118,7 @@ def test_every_row_is_accounted_for(manifest: Path, tmp_path: Path):
     assert all(d["judge_model"] == "labels" for d in differences)
     assert differences[0]["prompt_version"].startswith("single_pass@")
     assert differences[0]["cache_key"] == by_actor["count"]["cache_key"]
+    assert differences[0]["decoding"] == by_actor["count"]["decoding"] == saved_decoding(out)
 
     saved = outputs.read_run_manifest(str(out))
     assert saved.accounting == acc

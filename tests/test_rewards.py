@@ -14,6 +14,7 @@ from claimdiff.config import (
     RewardsConfig,
     TradeoffPreset,
 )
+from claimdiff.judges.handler import decoding_params
 from claimdiff.rewards.presets import actor_only, compute_rewards, relative, tradeoff
 from claimdiff.rewards.stats import Provenance, count_hedges, derive, empty_stats
 from claimdiff.rewards.taxonomy import TypeMapper
@@ -26,7 +27,7 @@ ROW = InputRow(manifest="m", row_index=0, image="a.png", image_uri="/a.png",
                reference="Two dogs sit on a red sofa near a lamp.",
                caption="Three dogs possibly sit on a sofa.", sample_id="s", actor_id="a")
 PROVENANCE = Provenance(run_id="r", image_sha256="0" * 64, judge_model="m", prompt_version="p",
-                        cache_key="k", attempts=1)
+                        decoding=decoding_params(CONFIG.judge), cache_key="k", attempts=1)
 
 
 def _derive(*differences: dict):

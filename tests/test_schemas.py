@@ -12,6 +12,7 @@ from claimdiff.schemas.arrow import arrow_schema, from_table, to_table
 from claimdiff.schemas.judge import JudgeOutput, decoding_schema
 from claimdiff.schemas.rows import (
     CanonicalType,
+    DecodingParams,
     DifferenceKind,
     DifferenceRow,
     FailureRow,
@@ -28,6 +29,10 @@ from claimdiff.schemas.rows import (
 from claimdiff.schemas.run import RunManifest
 from tests.conftest import diff, gold
 
+DECODING = DecodingParams(max_new_tokens=64, temperature=0.0, retry_temperature=0.3, seed=1,
+                          max_attempts=2, constrained=True, max_differences=8,
+                          max_string_chars=None)
+
 
 def _difference_row(**overrides: object) -> DifferenceRow:
     values: dict[str, object] = dict(
@@ -41,7 +46,8 @@ def _difference_row(**overrides: object) -> DifferenceRow:
         actor_severity_source=SeveritySource.JUDGE, reference_error_type="count_mismatch",
         reference_error_detail="1 vs 3", reference_canonical_type=CanonicalType.COUNT,
         reference_severity=2, reference_severity_source=SeveritySource.RULE,
-        image_sha256="ab" * 32, judge_model="m", prompt_version="p@1", cache_key="k")
+        image_sha256="ab" * 32, judge_model="m", prompt_version="p@1", decoding=DECODING,
+        cache_key="k")
     values.update(overrides)
     return DifferenceRow.model_validate(values)
 
@@ -67,7 +73,7 @@ ROWS = [
                   status=RowStatus.OK, reward=0.25,
                   rewards=[RewardValue(name="relative", kind="relative", version=1, value=0.25)],
                   stats=_stats(), image_sha256="cd" * 32, judge_model="m", prompt_version="p@1",
-                  cache_key="k", metadata='{"split": "train"}'),
+                  decoding=DECODING, cache_key="k", metadata='{"split": "train"}'),
         RewardRow(run_id="r", sample_id="s", actor_id="b", row_index=1, image_uri="/i.png",
                   status=RowStatus.FAILED, failure_stage=Stage.JUDGE,
                   failure_reason="JudgeOutputError: not valid JSON"),

@@ -23,7 +23,7 @@ from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest
 from claimdiff.judges.factory import build_backend, model_id
 from claimdiff.judges.parsing import parse_judge_output
 from claimdiff.schemas.judge import JudgeOutput
-from claimdiff.schemas.rows import InputRow
+from claimdiff.schemas.rows import DecodingParams, InputRow
 
 METRICS_NAMESPACE = "claimdiff.judge"
 
@@ -37,6 +37,7 @@ class JudgeItem:
     prompt: str
     prompt_version: str
     judge_model: str
+    decoding: DecodingParams
     cache_key: str
 
     def request(self) -> JudgeRequest:
@@ -68,14 +69,14 @@ def decoding_of(config: JudgeConfig) -> Decoding:
     )
 
 
-def decoding_key(config: JudgeConfig) -> dict[str, Any]:
-    """Every decoding setting that can change an answer: part of the cache key."""
-    return {
-        "max_new_tokens": config.max_new_tokens, "temperature": config.temperature,
-        "seed": config.seed, "constrained": config.constrained,
-        "max_differences": config.max_differences, "max_string_chars": config.max_string_chars,
-        "retry_temperature": config.retry_temperature, "max_attempts": config.max_attempts,
-    }
+def decoding_params(config: JudgeConfig) -> DecodingParams:
+    """Every decoding setting that can change an answer: on every row, and in the cache key."""
+    return DecodingParams(
+        max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+        retry_temperature=config.retry_temperature, seed=config.seed,
+        max_attempts=config.max_attempts, constrained=config.constrained,
+        max_differences=config.max_differences, max_string_chars=config.max_string_chars,
+    )
 
 
 class JudgeModelHandler(ModelHandler[JudgeItem, JudgeResult, JudgeBackend]):

@@ -17,7 +17,7 @@ from claimdiff.config import ClaimdiffConfig
 from claimdiff.errors import ConfigError
 from claimdiff.io.manifest import expand_manifests
 from claimdiff.judges.factory import model_id
-from claimdiff.judges.handler import decoding_key
+from claimdiff.judges.handler import decoding_params
 from claimdiff.judges.prompting import PromptTemplate, load_prompt
 from claimdiff.pipelines import outputs
 from claimdiff.runners.options import sanitised_options
@@ -131,7 +131,7 @@ def run_judge(
         judge_model=model_id(config.judge),
         prompt_name=prompt.name,
         prompt_version=prompt.version,
-        decoding=decoding_key(config.judge),
+        decoding=decoding_params(config.judge).model_dump(),
         config=json.loads(config.model_dump_json()),
         config_sha256=config.sha256(),
         pipeline_options=sanitised_options(options),

@@ -17,6 +17,7 @@ from claimdiff.rewards.taxonomy import TypeMapper, severity_of
 from claimdiff.schemas.judge import ErrorLabel, JudgeOutput
 from claimdiff.schemas.rows import (
     CanonicalType,
+    DecodingParams,
     DifferenceRow,
     InputRow,
     Outcome,
@@ -34,6 +35,7 @@ class Provenance:
     image_sha256: str
     judge_model: str
     prompt_version: str
+    decoding: DecodingParams
     cache_key: str
     attempts: int
 
@@ -123,7 +125,7 @@ def derive(
             reference_canonical_type=r_canon, reference_severity=r_sev,
             reference_severity_source=r_src, image_sha256=provenance.image_sha256,
             judge_model=provenance.judge_model, prompt_version=provenance.prompt_version,
-            cache_key=provenance.cache_key,
+            decoding=provenance.decoding, cache_key=provenance.cache_key,
         ))
 
     n_noise = outcome_counts[Outcome.SPURIOUS] + outcome_counts[Outcome.UNVERIFIABLE]

@@ -67,6 +67,21 @@ class RowStatus(StrEnum):
     FAILED = "failed"
 
 
+class DecodingParams(BaseModel):
+    """Every decoding setting that can change a judge answer; carried by every judged row."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_new_tokens: int
+    temperature: float
+    retry_temperature: float
+    seed: int
+    max_attempts: int
+    constrained: bool
+    max_differences: int
+    max_string_chars: int | None
+
+
 class InputRow(BaseModel):
     """One validated manifest row: one actor caption of one (image, reference)."""
 
@@ -116,6 +131,7 @@ class DifferenceRow(BaseModel):
     image_sha256: str
     judge_model: str
     prompt_version: str
+    decoding: DecodingParams
     cache_key: str
 
 
@@ -192,6 +208,7 @@ class RewardRow(BaseModel):
     image_sha256: str | None = None
     judge_model: str | None = None
     prompt_version: str | None = None
+    decoding: DecodingParams | None = None
     cache_key: str | None = None
     metadata: str | None = None
 

@@ -40,8 +40,8 @@ class _Derive(beam.DoFn):
         item, row = result.item, result.item.row
         provenance = Provenance(
             run_id=self._run_id, image_sha256=item.image.sha256, judge_model=item.judge_model,
-            prompt_version=item.prompt_version, cache_key=item.cache_key,
-            attempts=result.attempts)
+            prompt_version=item.prompt_version, decoding=item.decoding,
+            cache_key=item.cache_key, attempts=result.attempts)
         try:
             differences, stats = derive(row, result.output, provenance, self._config, self._mapper)
             reward, rewards = compute_rewards(stats, self._config.rewards)
@@ -57,7 +57,7 @@ class _Derive(beam.DoFn):
             row_index=row.row_index, image_uri=row.image_uri, status=RowStatus.OK,
             reward=reward, rewards=rewards, stats=stats, image_sha256=item.image.sha256,
             judge_model=item.judge_model, prompt_version=item.prompt_version,
-            cache_key=item.cache_key, metadata=row.metadata))
+            decoding=item.decoding, cache_key=item.cache_key, metadata=row.metadata))
 
 
 class Derive(beam.PTransform):

@@ -12,9 +12,9 @@ from claimdiff import ids
 from claimdiff.config import JudgeConfig
 from claimdiff.io.images import LoadedImage
 from claimdiff.judges.factory import model_id
-from claimdiff.judges.handler import JudgeItem, JudgeModelHandler, JudgeResult, decoding_key
+from claimdiff.judges.handler import JudgeItem, JudgeModelHandler, JudgeResult, decoding_params
 from claimdiff.judges.prompting import PromptTemplate
-from claimdiff.schemas.rows import InputRow, Stage
+from claimdiff.schemas.rows import DecodingParams, InputRow, Stage
 from claimdiff.transforms.failures import (
     FAILURES,
     OK,
@@ -29,7 +29,7 @@ def prepare(
     pair: tuple[LoadedImage, InputRow],
     prompt: PromptTemplate,
     judge_model: str,
-    decoding: dict[str, Any],
+    decoding: DecodingParams,
 ) -> JudgeItem:
     image, row = pair
     return JudgeItem(
@@ -38,9 +38,11 @@ def prepare(
         prompt=prompt.render(reference=row.reference, caption=row.caption),
         prompt_version=prompt.version,
         judge_model=judge_model,
+        decoding=decoding,
         cache_key=ids.cache_key(
             image_sha256=image.sha256, reference=row.reference, caption=row.caption,
-            judge_model=judge_model, prompt_version=prompt.version, decoding=decoding),
+            judge_model=judge_model, prompt_version=prompt.version,
+            decoding=decoding.model_dump()),
     )
 
 
@@ -84,7 +86,7 @@ class Judge(beam.PTransform):
 
     def expand(self, pairs: beam.PCollection) -> StageOutputs:
         items = pairs | "Prepare" >> beam.Map(
-            prepare, self._prompt, model_id(self._config), decoding_key(self._config))
+            prepare, self._prompt, model_id(self._config), decoding_params(self._config))
         results, dead = items | "RunInference" >> RunInference(
             JudgeModelHandler(self._config)).with_exception_handling()
         split = results | "Split" >> beam.FlatMap(_split, self._run_id).with_outputs(
