@@ -50,7 +50,7 @@ def _parse_set(values: Sequence[str]) -> dict[str, Any]:
     return overrides
 
 
-def _judge_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _judge_parser(sub: argparse._SubParsersAction) -> None:
     judge = sub.add_parser(
         "judge", help="judge a manifest and write differences, rewards and failures",
         description="Judge every (image, reference, actor caption) row of a manifest, derive "
@@ -119,6 +119,8 @@ def _run_sample(args: argparse.Namespace) -> int:
 
 
 def _run_schema(args: argparse.Namespace) -> int:
+    from pydantic import BaseModel
+
     from claimdiff.schemas.arrow import arrow_schema
     from claimdiff.schemas.judge import JudgeOutput, decoding_schema
     from claimdiff.schemas.rows import DifferenceRow, FailureRow, RewardRow
@@ -127,7 +129,8 @@ def _run_schema(args: argparse.Namespace) -> int:
         schema = decoding_schema() if args.decoding else JudgeOutput.model_json_schema()
         print(json.dumps(schema, indent=2))
         return EXIT_OK
-    model = {"differences": DifferenceRow, "rewards": RewardRow, "failures": FailureRow}
+    model: dict[str, type[BaseModel]] = {
+        "differences": DifferenceRow, "rewards": RewardRow, "failures": FailureRow}
     print(arrow_schema(model[args.dataset]).to_string(show_schema_metadata=False))
     return EXIT_OK
 

@@ -62,14 +62,14 @@ def decode(data: bytes, config: ImageConfig) -> tuple[Image.Image, int, int]:
         with warnings.catch_warnings():
             # our own bound below is the check; Pillow's global one only warns or raises later
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
+            opened = Image.open(io.BytesIO(data))
+            width, height = opened.size
             if width * height > config.max_decode_pixels:
                 raise ImageError(
                     f"image has {width}x{height} pixels, over images.max_decode_pixels="
                     f"{config.max_decode_pixels} (decompression bomb?)"
                 )
-            image.load()
+            opened.load()
     except UnidentifiedImageError as exc:
         raise ImageError("not an image (no decoder recognises the bytes)") from exc
     except Image.DecompressionBombError as exc:
@@ -79,7 +79,7 @@ def decode(data: bytes, config: ImageConfig) -> tuple[Image.Image, int, int]:
         raise ImageError(f"image is corrupt or truncated: {exc}") from exc
 
     try:
-        image = ImageOps.exif_transpose(image)
+        image: Image.Image = ImageOps.exif_transpose(opened)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ImageError(f"image has unreadable EXIF orientation: {exc}") from exc
     image = _to_rgb(image)

@@ -12,9 +12,7 @@ from datetime import UTC, datetime
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from claimdiff import __version__
 from claimdiff.config import ClaimdiffConfig
-from claimdiff.errors import ConfigError
 from claimdiff.io.manifest import expand_manifests
 from claimdiff.judges.factory import model_id
 from claimdiff.judges.handler import decoding_params
@@ -30,6 +28,7 @@ from claimdiff.transforms.load_images import LoadImages
 from claimdiff.transforms.read_manifest import NAMESPACE as MANIFEST_NAMESPACE
 from claimdiff.transforms.read_manifest import ROWS_READ, ReadManifest
 from claimdiff.transforms.write import WriteDataset
+from claimdiff.version import code_version
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ def run_judge(
         started_at=datetime.fromtimestamp(started, UTC).isoformat(),
         finished_at=datetime.fromtimestamp(finished, UTC).isoformat(),
         duration_s=round(finished - started, 3),
-        code_version=__version__,
+        code_version=code_version(),
         judge_backend=config.judge.backend,
         judge_model=model_id(config.judge),
         prompt_name=prompt.name,
@@ -145,7 +144,3 @@ def run_judge(
     outputs.write_run_manifest(job.output, manifest)
     return manifest
 
-
-def validate_job(job: JudgeJob) -> None:
-    if job.manifest.rstrip("/") == job.output.rstrip("/"):
-        raise ConfigError("--output must differ from --manifest")
