@@ -45,7 +45,7 @@ class JudgeConfig(_Strict):
     max_batch_size: int = Field(default=8, ge=1)
     max_differences: int = Field(default=32, ge=1, le=64, description="decoding bound on the list")
     max_string_chars: int | None = Field(
-        default=None, ge=8, description="decoding bound on every string (small models ramble)"
+        default=None, ge=1, description="decoding bound on every string (small models ramble)"
     )
 
     @model_validator(mode="after")

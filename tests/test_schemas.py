@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -9,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from claimdiff.schemas.arrow import arrow_schema, from_table, to_table
-from claimdiff.schemas.judge import JudgeOutput, decoding_schema
+from claimdiff.schemas.judge import JudgedDifference, JudgeOutput, decoding_schema
 from claimdiff.schemas.rows import (
     CanonicalType,
     DecodingParams,
@@ -130,10 +131,20 @@ def test_decoding_schema_is_derived_and_has_no_string_lengths():
     assert "maxLength" not in text
     assert "minLength" not in text
     assert schema["properties"]["differences"]["maxItems"] == 3
-    difference = schema["$defs"]["JudgedDifference"]
-    assert set(difference["required"]) == set(JudgeOutput.model_fields["differences"]
-                                               .annotation.__args__[0].model_fields)
-    assert difference["properties"]["aspect"]["pattern"].endswith("{1,20}$")
+    fields = set(JudgedDifference.model_fields)
+    with_actor, reference_only = schema["$defs"]["JudgedDifference"]["anyOf"]
+    for variant in (with_actor, reference_only):
+        assert set(variant["required"]) == fields
+        assert variant["properties"]["aspect"]["pattern"].endswith("{1,20}$")
+    # a claimless difference (which JudgedDifference rejects) cannot be decoded
+    assert with_actor["properties"]["actor_claim"]["type"] == "string"
+    assert reference_only["properties"]["actor_claim"] == {"type": "null"}
+    assert reference_only["properties"]["reference_claim"]["type"] == "string"
+    claim = re.compile(with_actor["properties"]["actor_claim"]["pattern"])
+    assert claim.match("a red car, 20")
+    assert not claim.match(" ")
+    assert not claim.match("x" * 21)
+    assert not claim.match('say "hi"')
     assert schema["$defs"]["Judgment"]["enum"] == [
         "actor", "reference", "both_wrong", "both_supported", "uncertain"]
 

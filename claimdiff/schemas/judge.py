@@ -88,8 +88,14 @@ class JudgeOutput(BaseModel):
 
 
 def _length_pattern(min_length: int, max_length: int) -> str:
-    # No control characters: xgrammar's JSON string rule otherwise lets raw ones through.
+    # No control characters, quotes or backslashes: xgrammar's JSON string rule otherwise lets raw
+    # control characters through, and escapes would make the length bound count bytes, not chars.
     return f"^[^\\x00-\\x1f\\\\\"]{{{min_length},{max_length}}}$"
+
+
+def _claim_pattern(max_length: int) -> str:
+    # a claim that is present starts with a visible character: blank claims do not validate
+    return f"^[^\\x00-\\x20\\\\\"][^\\x00-\\x1f\\\\\"]{{0,{max_length - 1}}}$"
 
 
 def decoding_schema(
@@ -99,7 +105,10 @@ def decoding_schema(
 
     String `maxLength`/`minLength` become equivalent `pattern`s (xgrammar 0.2.8 lets control
     characters through when they are present); `max_string_chars` tightens every string bound,
-    which keeps small or random-weight models from rambling into `max_new_tokens`.
+    which keeps small or random-weight models from rambling into `max_new_tokens`. Every key is
+    required, and a difference is one of two shapes (an actor claim, with or without a reference
+    claim; or a reference claim alone), so decoding cannot produce the claimless difference that
+    `JudgedDifference` rejects.
     """
     schema = copy.deepcopy(JudgeOutput.model_json_schema())
 
@@ -125,4 +134,14 @@ def decoding_schema(
     for definition in schema.get("$defs", {}).values():
         if "properties" in definition:
             definition["required"] = list(definition["properties"])
+
+    difference = schema["$defs"]["JudgedDifference"]
+    claim_chars = min(MAX_CLAIM_CHARS, max_string_chars or MAX_CLAIM_CHARS)
+    present = {"type": "string", "pattern": _claim_pattern(claim_chars)}
+    with_actor = copy.deepcopy(difference)
+    with_actor["properties"]["actor_claim"] = present
+    reference_only = copy.deepcopy(difference)
+    reference_only["properties"]["actor_claim"] = {"type": "null"}
+    reference_only["properties"]["reference_claim"] = dict(present)
+    schema["$defs"]["JudgedDifference"] = {"anyOf": [with_actor, reference_only]}
     return schema

@@ -1,0 +1,90 @@
+"""The judge pipeline end to end through the real `transformers` backend, on a tiny random-weight
+LLaVA built offline: loading, batching through RunInference, constrained decoding, parsing,
+retries and failure rows all run for real. A random model says nothing true about the images, so
+the assertions are about mechanics and accounting, not about the judgments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("xgrammar")
+
+from claimdiff.cli import EXIT_OK, EXIT_RUN_FAILED, main
+from tests.pipeline_support import read
+from tests.support.tiny_vlm import build_tiny_llava
+
+# Bounds that let the random model finish well within the token budget (see the backend tests).
+SMALL = ["--set", "judge.max_differences=1", "--set", "judge.max_string_chars=4",
+         "--set", "judge.max_batch_size=4"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny_llava"), seed=0)
+
+
+@pytest.fixture
+def manifest(tmp_path: Path, write_image, write_manifest) -> Path:
+    rows = []
+    for index, color in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+        write_image(f"img/{index}.png", color=color, size=(48 + 16 * index, 40))
+        for actor in ("a", "b"):
+            rows.append({"image": f"img/{index}.png", "reference": f"A square, number {index}.",
+                         "caption": f"Caption {actor} of image {index}.", "actor_id": actor})
+    return write_manifest(rows)
+
+
+@pytest.mark.slow
+def test_tiny_model_judges_through_the_pipeline(model_dir: Path, manifest: Path, tmp_path: Path,
+                                                capsys):
+    out = tmp_path / "run"
+    code = main(["judge", "--manifest", str(manifest), "--output", str(out),
+                 "--judge", "transformers", "--model", str(model_dir),
+                 "--set", "judge.max_new_tokens=384", *SMALL])
+    assert code == EXIT_OK, capsys.readouterr()
+    run = json.loads((out / "run.json").read_text())
+    assert run["accounting"]["rows_in"] == 6
+    assert run["accounting"]["rows_judged"] == 6
+    assert run["accounting"]["balanced"] is True
+    assert run["judge_model"] == str(model_dir)
+    assert run["counters"]["claimdiff.judge/num_inferences"] == 6
+
+    rewards = read(out, "rewards")
+    assert {r["status"] for r in rewards} == {"ok"}
+    assert all(0.0 <= r["reward"] <= 1.0 for r in rewards)
+    assert sum(r["stats"]["n_differences"] + r["stats"]["n_spurious"]
+               + r["stats"]["n_unverifiable"] for r in rewards) == run["accounting"]["differences"]
+    for row in read(out, "differences"):
+        assert row["judge_model"] == str(model_dir)
+        assert row["decoding"]["max_string_chars"] == 4
+        assert row["actor_claim"] or row["reference_claim"]
+        assert row["outcomes"]
+
+
+@pytest.mark.slow
+def test_truncated_answers_are_retried_then_failure_rows(model_dir: Path, manifest: Path,
+                                                         tmp_path: Path):
+    out = tmp_path / "run"
+    code = main(["judge", "--manifest", str(manifest), "--output", str(out),
+                 "--judge", "transformers", "--model", str(model_dir),
+                 "--set", "judge.max_new_tokens=5", "--set", "judge.max_attempts=2", *SMALL])
+    assert code == EXIT_RUN_FAILED
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "failure_threshold_exceeded"
+    assert run["accounting"]["balanced"] is True
+    assert run["accounting"]["failures_by_stage"] == {"judge": 6}
+    assert run["counters"]["claimdiff.judge/retries"] == 6
+    assert run["counters"]["claimdiff.judge/answers_cut_at_max_tokens"] == 12
+    failures = read(out, "failures")
+    assert len(failures) == 6
+    for failure in failures:
+        assert failure["error_class"] == "JudgeOutputError"
+        assert failure["attempts"] == 2
+        assert "cut at max_new_tokens=5" in failure["message"]
+        assert failure["raw_output"].startswith("{")
+        assert "<actor_caption>" in failure["raw_input"]
+    assert all(r["reward"] is None and r["status"] == "failed" for r in read(out, "rewards"))
