@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from PIL import Image
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
 
 
-@dataclass(frozen=True)
-class JudgeRequest:
+class JudgeRequest(BaseModel):
     """One judge call: an image, the rendered prompt text, and gold labels where a row has them."""
 
-    key: str
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    key: str = Field(description="the cache key of the request")
     prompt: str
     image: Image.Image | None = None
-    gold: str | None = None
+    gold: str | None = Field(default=None, description="gold judge output (labels backend)")
 
 
 @dataclass(frozen=True)
