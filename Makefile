@@ -19,6 +19,7 @@ demo: setup
 	$(BIN)/claimdiff sample --out $(DEMO)/data
 	$(BIN)/claimdiff judge --manifest $(DEMO)/data/manifest.jsonl --output $(DEMO)/run --overwrite \
 	  $(if $(JUDGE_MODEL),--judge transformers --model $(JUDGE_MODEL))
+	$(BIN)/claimdiff show $(DEMO)/run
 
 test: setup
 	$(BIN)/python -m pytest

@@ -2,6 +2,7 @@
 
     claimdiff sample --out DIR                      # demo data: images + manifest with gold labels
     claimdiff judge --manifest URI --output URI     # judge, derive rewards, write Parquet shards
+    claimdiff show OUTPUT                           # summarise a run
     claimdiff schema rewards                        # print a dataset's Arrow or JSON schema
 """
 
@@ -118,6 +119,13 @@ def _run_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_show(args: argparse.Namespace) -> int:
+    from claimdiff.quality.summary import summarise
+
+    print(summarise(args.output, by=args.by, examples=args.examples))
+    return EXIT_OK
+
+
 def _run_schema(args: argparse.Namespace) -> int:
     from pydantic import BaseModel
 
@@ -148,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--no-broken", action="store_true",
                         help="leave out the deliberately broken rows")
+    show = sub.add_parser("show", help="summarise a run: accounting, outcomes, mean rewards")
+    show.add_argument("output", help="the --output folder of a judge run")
+    show.add_argument("--by", default="actor_id",
+                      help="group rewards by this column or metadata key (default actor_id)")
+    show.add_argument("--examples", type=int, default=3, help="example differences to print")
     schema = sub.add_parser("schema", help="print the schema of a dataset or of the judge output")
     schema.add_argument("dataset", choices=["differences", "rewards", "failures", "judge"])
     schema.add_argument("--decoding", action="store_true",
@@ -167,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_judge(args, rest)
         if args.command == "sample":
             return _run_sample(args)
+        if args.command == "show":
+            return _run_show(args)
         return _run_schema(args)
     except ClaimdiffError as exc:
         print(f"claimdiff: error: {exc}", file=sys.stderr)

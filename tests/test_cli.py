@@ -33,6 +33,12 @@ def test_sample_then_judge(tmp_path: Path, capsys):
     assert run["accounting"]["balanced"] is True
     assert run["pipeline_options"]["runner"] == "FnApiRunner"
 
+    assert main(["show", str(tmp_path / "run")]) == EXIT_OK
+    summary = capsys.readouterr().out
+    assert "rows in 15 = judged 12 + failed 3" in summary
+    faithful = next(line for line in summary.splitlines() if line.startswith("faithful"))
+    assert faithful.split()[1:5] == ["3", "0.500", "1.000", "1.000"]
+
 
 def test_threshold_exit_code_and_config_errors(tmp_path: Path, capsys):
     manifest = tmp_path / "m.jsonl"

@@ -1,0 +1,1 @@
+"""Reading a run's outputs back for people: summaries now, Great Expectations suites later."""
