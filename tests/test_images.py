@@ -84,3 +84,29 @@ def test_missing_oversized_and_disallowed(tmp_path: Path):
                    ImageConfig(max_bytes=100))
     with pytest.raises(DisallowedURIError):
         load_image("http://127.0.0.1:9/a.png", CONFIG)
+
+
+def test_random_corruption_only_ever_raises_image_error(tmp_path: Path):
+    """Hostile bytes: whatever a decoder raises, the row fails cleanly and the run goes on."""
+    import random
+
+    rng = random.Random(0)
+    sources = []
+    for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"):
+        buffer = io.BytesIO()
+        Image.effect_noise((24, 24), 40).convert("RGB").save(buffer, format=fmt)
+        sources.append(buffer.getvalue())
+    outcomes = {"ok": 0, "error": 0}
+    for trial in range(300):
+        data = bytearray(rng.choice(sources))
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(1, len(data))]
+        try:
+            load_image(_write(tmp_path / f"f{trial}", bytes(data)), CONFIG)
+        except ImageError:
+            outcomes["error"] += 1
+        else:
+            outcomes["ok"] += 1
+    assert outcomes["error"] > 0

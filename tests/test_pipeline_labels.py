@@ -124,6 +124,7 @@ def test_every_row_is_accounted_for(manifest: Path, tmp_path: Path):
     assert saved.accounting == acc
     assert saved.counters["claimdiff.manifest/rows_read"] == 10
     assert saved.counters["claimdiff.images/images_loaded"] == 1
+    assert saved.distributions["claimdiff.judge/backend_call_ms"]["count"] >= 1
     assert sorted(p.name for p in (out / "rewards").iterdir()) == ["part-00000-of-00001.parquet"]
 
 

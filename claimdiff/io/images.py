@@ -77,6 +77,10 @@ def decode(data: bytes, config: ImageConfig) -> tuple[Image.Image, int, int]:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow reports truncated and corrupt data as OSError/SyntaxError/EOFError
         raise ImageError(f"image is corrupt or truncated: {exc}") from exc
+    except Exception as exc:
+        # Hostile bytes make some decoders raise other types (struct.error, IndexError, ...):
+        # still one bad image, never a crashed run.
+        raise ImageError(f"image could not be decoded: {type(exc).__name__}: {exc}") from exc
 
     try:
         image: Image.Image = ImageOps.exif_transpose(opened)

@@ -14,6 +14,8 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
+from pydantic import ValidationError
+
 from claimdiff import ids
 from claimdiff.errors import ConfigError, ManifestError, ManifestRowError
 from claimdiff.io.uris import check_scheme, resolve
@@ -162,20 +164,25 @@ def validate_row(
     check_scheme(image_uri, allowed_schemes)
 
     gold = record.get("gold")
+    if isinstance(gold, float) and math.isnan(gold):
+        gold = None  # pandas writes a missing object cell as NaN
     if gold is not None and not isinstance(gold, str):
         gold = json.dumps(gold)
     extra = {k: v for k, v in record.items() if k not in KNOWN}
-    return InputRow(
-        manifest=manifest,
-        row_index=row_index,
-        image=image,
-        image_uri=image_uri,
-        reference=reference,
-        caption=caption,
-        sample_id=_text(record.get("sample_id"), "sample_id", required=False)
-        or ids.sample_id(image, reference),
-        actor_id=_text(record.get("actor_id"), "actor_id", required=False)
-        or ids.actor_id(caption),
-        gold=gold,
-        metadata=json.dumps(extra, sort_keys=True, default=str) if extra else None,
-    )
+    sample_id = _text(record.get("sample_id"), "sample_id", required=False)
+    actor_id = _text(record.get("actor_id"), "actor_id", required=False)
+    try:
+        return InputRow(
+            manifest=manifest,
+            row_index=row_index,
+            image=image,
+            image_uri=image_uri,
+            reference=reference,
+            caption=caption,
+            sample_id=sample_id or ids.sample_id(image, reference),
+            actor_id=actor_id or ids.actor_id(caption),
+            gold=gold,
+            metadata=json.dumps(extra, sort_keys=True, default=str) if extra else None,
+        )
+    except ValidationError as exc:
+        raise ManifestRowError(f"row does not validate: {exc.errors()[0]['msg']}") from exc

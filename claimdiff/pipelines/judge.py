@@ -71,15 +71,27 @@ def build(
     )
 
 
-def _counters(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+def _metrics(
+    result: beam.runners.runner.PipelineResult,
+) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """Beam counters and distributions, summed over steps, committed values where reported."""
     from apache_beam.metrics.metric import MetricsFilter
 
+    queried = result.metrics().query(MetricsFilter())
     counters: dict[str, int] = {}
-    for metric in result.metrics().query(MetricsFilter())["counters"]:
+    for metric in queried["counters"]:
         name = f"{metric.key.metric.namespace}/{metric.key.metric.name}"
         value = metric.committed if metric.committed is not None else metric.attempted
         counters[name] = counters.get(name, 0) + int(value or 0)
-    return counters
+    distributions: dict[str, dict[str, float]] = {}
+    for metric in queried["distributions"]:
+        name = f"{metric.key.metric.namespace}/{metric.key.metric.name}"
+        data = metric.committed if metric.committed is not None else metric.attempted
+        if data is None or not data.count:
+            continue
+        distributions[name] = {"count": data.count, "sum": data.sum, "min": data.min,
+                               "max": data.max, "mean": round(data.sum / data.count, 3)}
+    return counters, distributions
 
 
 def run_judge(
@@ -103,7 +115,7 @@ def run_judge(
     result.wait_until_finish()
     pipeline_s = clock() - started
 
-    counters = _counters(result)
+    counters, distributions = _metrics(result)
     rows_in = counters.get(f"{MANIFEST_NAMESPACE}/{ROWS_READ}")
     if rows_in is None:
         # a runner that reports no metrics: count the rows again (same reader)
@@ -137,6 +149,7 @@ def run_judge(
         timings={"pipeline_s": round(pipeline_s, 3),
                  "accounting_s": round(finished - started - pipeline_s, 3)},
         counters=counters,
+        distributions=distributions,
         accounting=accounting,
         failure_share=round(share, 6),
         max_failure_share=config.run.max_failure_share,

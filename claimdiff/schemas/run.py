@@ -46,6 +46,8 @@ class RunManifest(BaseModel):
     pipeline_options: dict[str, Any]
     timings: dict[str, float]
     counters: dict[str, int]
+    distributions: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Beam distributions: count, sum, min, max, mean")
     accounting: Accounting
     failure_share: float
     max_failure_share: float
