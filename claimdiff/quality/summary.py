@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from typing import Any
+from typing import Any, cast
 
 from claimdiff.pipelines import outputs
 
@@ -31,14 +31,15 @@ def summarise(output: str, *, by: str = "actor_id", examples: int = 3) -> str:
         ["actor_id", "aspect", "actor_claim", "reference_claim", "judgment", "outcomes",
          "actor_error_type", "actor_severity"])
     acc = run.accounting
+    outcomes: Counter[str] = Counter()
+    for listed in differences["outcomes"]:
+        outcomes.update(cast(list[str], listed))
     lines = [
         f"run {run.run_id} ({run.status}), judge {run.judge_model}, prompt {run.prompt_version}",
         f"rows in {acc.rows_in} = judged {acc.rows_judged} + failed {acc.rows_failed}"
         f"  {acc.failures_by_stage or ''}",
         "",
-        "outcomes: " + ", ".join(
-            f"{name} {count}" for name, count in sorted(
-                Counter(o for os in differences["outcomes"] for o in os).items())),
+        "outcomes: " + ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items())),
         "",
     ]
 
