@@ -38,7 +38,7 @@ from claimdiff.transforms.judge import prepare
 
 
 def plain_loop(manifest: str, out: Path, config: ClaimdiffConfig) -> int:
-    prompt = load_prompt(config.judge.prompt)
+    prompt = load_prompt(config.judge.prompt_name)
     mapper = TypeMapper(config.taxonomy)
     backend = LabelsBackend()
     decoding = decoding_params(config.judge)

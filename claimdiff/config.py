@@ -27,7 +27,16 @@ class JudgeConfig(_Strict):
         "local Hugging Face image-text-to-text model (path or hub id).",
     )
     model: str | None = Field(default=None, description="model path or hub id (transformers)")
-    prompt: str = Field(default="single_pass", description="prompt template name in judges/prompts")
+    output_format: Literal["json", "paper_text"] = Field(
+        default="json",
+        description="json: the project's JSON (schema-constrained); paper_text: the plain-text "
+        "[DIFFERENCE n] blocks of the ClaimDiff-RL paper's released judge, parsed tolerantly",
+    )
+    prompt: str | None = Field(
+        default=None,
+        description="prompt template name in judges/prompts; default single_pass for json, "
+        "single_pass_paper for paper_text",
+    )
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     trust_remote_code: bool = Field(default=False, description="run code shipped with the model")
@@ -52,9 +61,19 @@ class JudgeConfig(_Strict):
     def _check(self) -> JudgeConfig:
         if self.backend == "transformers" and not self.model:
             raise ValueError("judge.model is required with judge.backend=transformers")
+        if self.output_format == "paper_text" and self.constrained and self.backend != "labels":
+            raise ValueError("judge.output_format=paper_text needs judge.constrained=false "
+                             "(the JSON schema cannot constrain plain text)")
         if self.min_batch_size > self.max_batch_size:
             raise ValueError("judge.min_batch_size must not exceed judge.max_batch_size")
         return self
+
+
+    @property
+    def prompt_name(self) -> str:
+        if self.prompt is not None:
+            return self.prompt
+        return "single_pass_paper" if self.output_format == "paper_text" else "single_pass"
 
 
 class ImageConfig(_Strict):

@@ -32,7 +32,7 @@ from tests.conftest import diff, gold
 
 DECODING = DecodingParams(max_new_tokens=64, temperature=0.0, retry_temperature=0.3, seed=1,
                           max_attempts=2, constrained=True, max_differences=8,
-                          max_string_chars=None)
+                          max_string_chars=None, output_format="json")
 
 
 def _difference_row(**overrides: object) -> DifferenceRow:

@@ -23,7 +23,7 @@ def build_backend(config: JudgeConfig) -> JudgeBackend:
         decoding_schema(
             max_differences=config.max_differences, max_string_chars=config.max_string_chars
         )
-        if config.constrained
+        if config.constrained and config.output_format == "json"
         else None
     )
     assert config.model is not None  # JudgeConfig validates this

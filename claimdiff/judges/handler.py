@@ -21,7 +21,7 @@ from claimdiff.errors import JudgeOutputError, JudgeRequestError
 from claimdiff.io.images import LoadedImage
 from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest
 from claimdiff.judges.factory import build_backend, model_id
-from claimdiff.judges.parsing import parse_judge_output
+from claimdiff.judges.parsing import parser_for
 from claimdiff.schemas.judge import JudgeOutput
 from claimdiff.schemas.rows import DecodingParams, InputRow
 
@@ -76,6 +76,7 @@ def decoding_params(config: JudgeConfig) -> DecodingParams:
         retry_temperature=config.retry_temperature, seed=config.seed,
         max_attempts=config.max_attempts, constrained=config.constrained,
         max_differences=config.max_differences, max_string_chars=config.max_string_chars,
+        output_format=config.output_format,
     )
 
 
@@ -138,6 +139,7 @@ def judge_batch(
             observe(event, value)
 
     base = decoding_of(config)
+    parse = parser_for(config.output_format)
     requests = [item.request() for item in batch]
     results: dict[int, JudgeResult] = {}
     pending = list(range(len(batch)))
@@ -162,7 +164,7 @@ def judge_batch(
                     JudgeRequestError.__name__, answer.error)
                 continue
             try:
-                output = parse_judge_output(answer.text)
+                output = parse(answer.text)
             except JudgeOutputError as exc:
                 note("invalid")
                 message = str(exc)

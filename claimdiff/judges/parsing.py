@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -24,6 +25,15 @@ def extract_json(text: str) -> str:
     if end < start:
         raise JudgeOutputError("answer's JSON object is not closed (truncated?)")
     return text[start : end + 1]
+
+
+def parser_for(output_format: str) -> Callable[[str | None], JudgeOutput]:
+    """The parser of a `judge.output_format`."""
+    if output_format == "paper_text":
+        from claimdiff.judges.paper_format import parse_paper_text
+
+        return parse_paper_text
+    return parse_judge_output
 
 
 def parse_judge_output(text: str | None) -> JudgeOutput:

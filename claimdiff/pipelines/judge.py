@@ -104,7 +104,7 @@ def run_judge(
     The caller decides what a non-ok status means (the CLI exits non-zero).
     """
     config = job.config
-    prompt = load_prompt(config.judge.prompt)
+    prompt = load_prompt(config.judge.prompt_name)
     manifests = expand_manifests(job.manifest, config.images.allowed_schemes)
     outputs.prepare_output(job.output, overwrite=job.overwrite)
 

@@ -80,6 +80,7 @@ class DecodingParams(BaseModel):
     constrained: bool
     max_differences: int
     max_string_chars: int | None
+    output_format: str
 
 
 class InputRow(BaseModel):
