@@ -3,6 +3,7 @@
     claimdiff sample --out DIR                      # demo data: images + manifest with gold labels
     claimdiff judge --manifest URI --output URI     # judge, derive rewards, write Parquet shards
     claimdiff show OUTPUT                           # summarise a run
+    claimdiff eval --run OUTPUT --gold MANIFEST     # score a run against gold labels
     claimdiff schema rewards                        # print a dataset's Arrow or JSON schema
 """
 
@@ -119,6 +120,24 @@ def _run_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_eval(args: argparse.Namespace) -> int:
+    from claimdiff.config import load_config
+    from claimdiff.evaluation import evaluate, render_table, write_report
+
+    config = None
+    if args.config:
+        import fsspec
+
+        with fsspec.open(args.config, "r", encoding="utf-8") as handle:
+            config = load_config(handle.read())
+    report = evaluate(args.run, args.gold, config=config, threshold=args.threshold,
+                      policy_column=args.policy_column, edit_column=args.edit_column)
+    print(render_table(report))
+    if args.report:
+        write_report(report, args.report)
+    return EXIT_OK
+
+
 def _run_show(args: argparse.Namespace) -> int:
     from claimdiff.quality.summary import summarise
 
@@ -156,6 +175,23 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--no-broken", action="store_true",
                         help="leave out the deliberately broken rows")
+    evaluation = sub.add_parser(
+        "eval", help="score a judge run against gold labels",
+        description="Match the run's differences to the gold differences of a manifest (per "
+        "sample and actor, by claim and aspect text) and report precision/recall of "
+        "hallucinations, omissions and reference errors, the outcome confusion matrix, severity "
+        "agreement, judge noise, per-policy rates and reward ordering checks.")
+    evaluation.add_argument("--run", required=True, help="the --output folder of a judge run")
+    evaluation.add_argument("--gold", required=True,
+                            help="manifest URI or glob whose `gold` column holds the labels")
+    evaluation.add_argument("--config", help="YAML config (default: the run's own, from run.json)")
+    evaluation.add_argument("--threshold", type=float, default=0.3,
+                            help="least token-overlap (Jaccard) score for a match (default 0.3)")
+    evaluation.add_argument("--policy-column", default="actor_id",
+                            help="column or metadata key naming the policy of a caption")
+    evaluation.add_argument("--edit-column", default="edit",
+                            help="metadata key naming a caption's edit kind (ordering checks)")
+    evaluation.add_argument("--report", help="write the report here too (.json, or .txt table)")
     show = sub.add_parser("show", help="summarise a run: accounting, outcomes, mean rewards")
     show.add_argument("output", help="the --output folder of a judge run")
     show.add_argument("--by", default="actor_id",
@@ -182,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_sample(args)
         if args.command == "show":
             return _run_show(args)
+        if args.command == "eval":
+            return _run_eval(args)
         return _run_schema(args)
     except ClaimdiffError as exc:
         print(f"claimdiff: error: {exc}", file=sys.stderr)

@@ -39,6 +39,13 @@ def test_sample_then_judge(tmp_path: Path, capsys):
     faithful = next(line for line in summary.splitlines() if line.startswith("faithful"))
     assert faithful.split()[1:5] == ["3", "0.500", "1.000", "1.000"]
 
+    report = tmp_path / "eval.json"
+    assert main(["eval", "--run", str(tmp_path / "run"), "--gold", manifest,
+                 "--report", str(report)]) == EXIT_OK
+    assert "Reward ordering" in capsys.readouterr().out
+    saved = json.loads(report.read_text())
+    assert saved["join"]["joined_judged"] == 12
+
 
 def test_threshold_exit_code_and_config_errors(tmp_path: Path, capsys):
     manifest = tmp_path / "m.jsonl"

@@ -80,7 +80,7 @@ class DecodingParams(BaseModel):
     constrained: bool
     max_differences: int
     max_string_chars: int | None
-    output_format: str
+    output_format: str = "json"  # added after 0.1.0 runs were written: keep them readable
 
 
 class InputRow(BaseModel):
