@@ -162,3 +162,27 @@ def test_empty_manifest_writes_typed_empty_datasets(tmp_path: Path, write_manife
     assert result.accounting.rows_in == 0
     assert result.status == "ok"
     assert read(tmp_path / "out", "rewards") == []
+
+
+def test_paper_text_answers_flow_through_unchanged(tmp_path: Path, write_image, write_manifest):
+    """`judge.output_format=paper_text`: answers in the paper's [DIFFERENCE n] blocks are parsed
+    into the same records (here carried as gold text by the labels judge)."""
+    write_image("a.png")
+    answer = ("[DIFFERENCE 1]\nASPECT: number of dogs\nCAPTION_A_CLAIM: There are three dogs.\n"
+              "CAPTION_B_CLAIM: There are two dogs.\nJUDGMENT: B\n"
+              "CAPTION_A_ERROR: count_mismatch | three instead of two | 3\nCAPTION_B_ERROR: NA\n\n"
+              "[OVERALL_WINNER]\nB\n")
+    manifest = write_manifest([
+        {"image": "a.png", "reference": REF, "caption": "Three dogs.", "gold": answer},
+        {"image": "a.png", "reference": REF, "caption": "Two dogs.", "gold": "JUDGMENT: maybe"},
+    ])
+    result = run(manifest, tmp_path / "out", {"judge.output_format": "paper_text",
+                                               "run.max_failure_share": 0.5})
+    assert (result.accounting.rows_judged, result.accounting.rows_failed) == (1, 1)
+    [difference] = read(tmp_path / "out", "differences")
+    assert difference["outcomes"] == ["actor_hallucination"]
+    assert (difference["actor_error_type"], difference["actor_severity"]) == ("count_mismatch", 3)
+    assert difference["decoding"]["output_format"] == "paper_text"
+    [failure] = read(tmp_path / "out", "failures")
+    assert failure["raw_output"] == "JUDGMENT: maybe"
+    assert result.prompt_name == "single_pass_paper"

@@ -13,13 +13,14 @@ INJECTION = (
 )
 
 
-def test_rendered_single_pass_prompt_matches_snapshot():
-    """Every change to the prompt shows in review: update the snapshot on purpose."""
-    prompt = load_prompt("single_pass")
+@pytest.mark.parametrize("name", ["single_pass", "single_pass_paper"])
+def test_rendered_prompt_matches_snapshot(name: str):
+    """Every change to a prompt shows in review: update its snapshot on purpose."""
+    prompt = load_prompt(name)
     rendered = prompt.render(reference="Two dogs on a red sofa.", caption=INJECTION)
-    expected = (SNAPSHOTS / "single_pass.txt").read_text(encoding="utf-8")
+    expected = (SNAPSHOTS / f"{name}.txt").read_text(encoding="utf-8")
     assert rendered == expected
-    assert prompt.version.startswith("single_pass@")
+    assert prompt.version.startswith(f"{name}@")
 
 
 def test_captions_cannot_close_their_block():
@@ -36,7 +37,8 @@ def test_version_follows_the_text():
 
 
 def test_unknown_and_unsafe_names():
-    with pytest.raises(ConfigError, match="unknown prompt 'nope'; available: \\['single_pass'"):
+    available = r"available: \['single_pass', 'single_pass_paper'\]"
+    with pytest.raises(ConfigError, match=rf"unknown prompt 'nope'; {available}"):
         load_prompt("nope")
     with pytest.raises(ConfigError, match="must match"):
         load_prompt("../secrets")
