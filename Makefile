@@ -16,10 +16,12 @@ setup: $(BIN)/.installed
 
 # JUDGE_MODEL=/path/to/model judges through the transformers backend instead of gold labels.
 demo: setup
-	$(BIN)/claimdiff sample --out $(DEMO)/data
+	$(BIN)/claimdiff synth --n 40 --seed 0 --out $(DEMO)/data
 	$(BIN)/claimdiff judge --manifest $(DEMO)/data/manifest.jsonl --output $(DEMO)/run --overwrite \
 	  $(if $(JUDGE_MODEL),--judge transformers --model $(JUDGE_MODEL))
-	$(BIN)/claimdiff show $(DEMO)/run
+	$(BIN)/claimdiff show $(DEMO)/run --by edit
+	$(BIN)/claimdiff eval --run $(DEMO)/run --gold $(DEMO)/data/manifest.jsonl \
+	  --report $(DEMO)/run/eval.json
 
 test: setup
 	$(BIN)/python -m pytest

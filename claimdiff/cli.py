@@ -1,6 +1,7 @@
 """`claimdiff`: one command, with subcommands.
 
-    claimdiff sample --out DIR                      # demo data: images + manifest with gold labels
+    claimdiff synth --n 500 --seed 0 --out DIR      # diagnostic scenes with known differences
+    claimdiff sample --out DIR                      # small demo data, with broken rows
     claimdiff judge --manifest URI --output URI     # judge, derive rewards, write Parquet shards
     claimdiff show OUTPUT                           # summarise a run
     claimdiff eval --run OUTPUT --gold MANIFEST     # score a run against gold labels
@@ -138,6 +139,14 @@ def _run_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_synth(args: argparse.Namespace) -> int:
+    from claimdiff.synth import write_synthetic
+
+    print(write_synthetic(args.out, n=args.n, seed=args.seed,
+                          edits_per_image=args.edits_per_image))
+    return EXIT_OK
+
+
 def _run_show(args: argparse.Namespace) -> int:
     from claimdiff.quality.summary import summarise
 
@@ -175,6 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--no-broken", action="store_true",
                         help="leave out the deliberately broken rows")
+    synth = sub.add_parser(
+        "synth", help="render diagnostic scenes with captions whose differences are known",
+        description="Render scenes from random scene graphs (objects, colours, sizes, patterns, "
+        "counts, relations, a sign, a setting), write a long reference caption per scene and "
+        "actor captions with controlled edits, each recorded as a gold difference. Writes "
+        "images/, manifest.jsonl (the project's input format, gold in `gold`, edit kind in "
+        "`edit`) and scenes.jsonl. Deterministic from --seed.")
+    synth.add_argument("--out", required=True, help="folder URI (any fsspec URL)")
+    synth.add_argument("--n", type=int, default=100, help="number of scenes (default 100)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--edits-per-image", type=int, default=3,
+                       help="edited actor captions per scene, besides the clean one (0-15)")
     evaluation = sub.add_parser(
         "eval", help="score a judge run against gold labels",
         description="Match the run's differences to the gold differences of a manifest (per "
@@ -218,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_sample(args)
         if args.command == "show":
             return _run_show(args)
+        if args.command == "synth":
+            return _run_synth(args)
         if args.command == "eval":
             return _run_eval(args)
         return _run_schema(args)
