@@ -38,5 +38,5 @@ setup(
     package_data={"claimdiff": ["py.typed"], "claimdiff.judges.prompts": ["*.txt"]},
     install_requires=CORE,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["claimdiff = claimdiff.cli:main"]},
+    entry_points={"console_scripts": ["claimdiff = claimdiff.cli:run"]},
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -249,5 +250,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def run() -> None:
+    """The console entry point: `main`, then an exit that skips interpreter teardown.
+
+    One in ten or so read-only commands (`show`, `eval`) died at exit with "terminate called
+    without an active exception" (SIGABRT) after all their work was done and printed: a native
+    thread of an extension library torn down while joinable. Everything claimdiff writes is
+    closed before `main` returns, so flushing and leaving with `os._exit` is safe and keeps exit
+    codes honest.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
