@@ -49,6 +49,3 @@ class JudgeOutputError(RowError):
 class JudgeRequestError(RowError):
     """The backend could not answer this request (no gold labels, prompt too long, ...)."""
 
-
-class RunFailedError(ClaimdiffError):
-    """The run finished but its failure share passed the threshold or its accounting is off."""
