@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo-out
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo demo-tiny test lint clean
 
 $(BIN)/.installed: setup.py pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,10 +18,18 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/claimdiff synth --n 40 --seed 0 --out $(DEMO)/data
 	$(BIN)/claimdiff judge --manifest $(DEMO)/data/manifest.jsonl --output $(DEMO)/run --overwrite \
-	  $(if $(JUDGE_MODEL),--judge transformers --model $(JUDGE_MODEL))
+	  $(if $(JUDGE_MODEL),--judge transformers --model $(JUDGE_MODEL)) $(JUDGE_ARGS)
 	$(BIN)/claimdiff show $(DEMO)/run --by edit
 	$(BIN)/claimdiff eval --run $(DEMO)/run --gold $(DEMO)/data/manifest.jsonl \
 	  --report $(DEMO)/run/eval.json
+
+# The same demo through the transformers backend on a tiny random-weight LLaVA built offline (the
+# test fixture's model): it exercises the real model path end to end; its judgments are noise.
+demo-tiny: setup
+	$(BIN)/python -c "from pathlib import Path; from tests.support.tiny_vlm import build_tiny_llava; \
+	  build_tiny_llava(Path('$(DEMO)/tiny-llava'))"
+	$(MAKE) demo JUDGE_MODEL=$(DEMO)/tiny-llava JUDGE_ARGS="--set judge.max_differences=1 \
+	  --set judge.max_string_chars=4 --set judge.max_new_tokens=384 --set run.max_failure_share=1"
 
 test: setup
 	$(BIN)/python -m pytest
