@@ -51,7 +51,7 @@ def plain_loop(manifest: str, out: Path, config: ClaimdiffConfig) -> int:
                            allowed_schemes=config.images.allowed_schemes)
         if row.image_uri not in images:
             images[row.image_uri] = load_image(row.image_uri, config.images)
-        item = prepare((images[row.image_uri], row), prompt, "labels", decoding)
+        item = prepare((images[row.image_uri], row), prompt, prompt.version, "labels", decoding)
         [result] = judge_batch([item], backend, config.judge)
         assert result.output is not None
         provenance = Provenance(run_id="plain", image_sha256=item.image.sha256,

@@ -37,6 +37,27 @@ class JudgeConfig(_Strict):
         description="prompt template name in judges/prompts; default single_pass for json, "
         "single_pass_paper for paper_text",
     )
+    mode: Literal["single_pass", "two_pass"] = Field(
+        default="single_pass",
+        description="two_pass adds a verification call that decides every enumerated claim "
+        "again, on its own (README: How the judge decides)",
+    )
+    verify_granularity: Literal["sample", "difference"] = Field(
+        default="sample",
+        description="one verification request per sample (all its claims), or per difference "
+        "(requests that share the image prefix: suits prefix caching)",
+    )
+    verify_rule: Literal["agree_or_uncertain", "verifier_wins"] = Field(
+        default="agree_or_uncertain",
+        description="where the passes disagree: the difference becomes uncertain, or the "
+        "verification's judgment wins (unless it is uncertain)",
+    )
+    verify_prompt: str = Field(default="verify", description="verification prompt template")
+    swap_fraction: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="share of rows judged again with the captions' roles swapped, to measure "
+        "position bias (diagnostic only: rewards do not change)",
+    )
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     trust_remote_code: bool = Field(default=False, description="run code shipped with the model")

@@ -186,3 +186,30 @@ def test_paper_text_answers_flow_through_unchanged(tmp_path: Path, write_image, 
     [failure] = read(tmp_path / "out", "failures")
     assert failure["raw_output"] == "JUDGMENT: maybe"
     assert result.prompt_name == "single_pass_paper"
+
+
+def test_two_pass_and_swap_with_gold_labels(manifest: Path, tmp_path: Path):
+    """Gold labels answer the verification (the verdicts their judgments imply) and the swapped
+    roles (the mirrored gold): the plumbing runs end to end and, as it must, finds no noise."""
+    out = tmp_path / "out"
+    result = run(manifest, out, {**OVERRIDES, "judge.mode": "two_pass",
+                                 "judge.verify_granularity": "difference",
+                                 "judge.swap_fraction": 1.0})
+    assert result.accounting.balanced
+    assert (result.accounting.rows_judged, result.accounting.rows_failed) == (3, 7)
+    assert "+verify@" in result.prompt_version
+    noise = result.judge_noise
+    # differences of the judged rows: count (1) + omission (2); the faithful row has none
+    assert noise["verify_differences"] == 3
+    assert noise["verify_disagreements"] == 0
+    assert noise["swap_rows"] == 3
+    assert noise["swap_difference_consistency"] == 1.0
+    assert noise["swap_judgment_consistency"] == 1.0
+    assert result.counters["claimdiff.judge/verify_requests"] == 3
+    differences = read(out, "differences")
+    assert [d["first_judgment"] for d in differences] == [d["judgment"] for d in differences]
+    assert differences[0]["decoding"]["mode"] == "two_pass"
+    rewards = {r["actor_id"]: r for r in read(out, "rewards") if r["status"] == "ok"}
+    assert rewards["omission"]["swap"] == {"original_differences": 2, "swapped_differences": 2,
+                                           "matched": 2, "judgment_agreements": 2}
+    assert rewards["count"]["stats"]["verify_disagreements"] == 0

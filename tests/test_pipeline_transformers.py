@@ -88,3 +88,30 @@ def test_truncated_answers_are_retried_then_failure_rows(model_dir: Path, manife
         assert failure["raw_output"].startswith("{")
         assert "<actor_caption>" in failure["raw_input"]
     assert all(r["reward"] is None and r["status"] == "failed" for r in read(out, "rewards"))
+
+
+@pytest.mark.slow
+def test_two_pass_and_swap_through_the_tiny_model(model_dir: Path, manifest: Path,
+                                                  tmp_path: Path):
+    """The verification and swapped calls go through the real backend, with the verification
+    schema compiled beside the judge schema; a random model's verdicts are noise, so the
+    assertions are about where every row and every count went."""
+    out = tmp_path / "run"
+    code = main(["judge", "--manifest", str(manifest), "--output", str(out),
+                 "--judge", "transformers", "--model", str(model_dir),
+                 "--set", "judge.max_new_tokens=384", "--set", "judge.mode=two_pass",
+                 "--set", "judge.swap_fraction=1.0", "--set", "run.max_failure_share=1.0",
+                 *SMALL])
+    assert code == EXIT_OK
+    run = json.loads((out / "run.json").read_text())
+    assert run["accounting"]["balanced"] is True
+    assert run["accounting"]["rows_in"] == 6
+    counters, noise = run["counters"], run["judge_noise"]
+    assert counters["claimdiff.judge/verify_requests"] >= 1
+    assert 0.0 <= noise["verify_disagreement_rate"] <= 1.0
+    assert noise["swap_rows"] + noise["swap_failures"] == 6
+    assert 0.0 <= noise["swap_difference_consistency"] <= 1.0
+    stages = {f["stage"] for f in read(out, "failures")}
+    assert stages <= {"verify"}
+    for row in read(out, "differences"):
+        assert row["first_judgment"] is not None

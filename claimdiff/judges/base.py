@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +32,9 @@ class Decoding:
     max_new_tokens: int = 1024
     temperature: float = 0.0
     seed: int = 0
+    # Overrides the backend's own schema for this call (verification answers have another one);
+    # backends without constrained decoding ignore it.
+    json_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

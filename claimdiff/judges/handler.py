@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
@@ -22,10 +23,27 @@ from claimdiff.io.images import LoadedImage
 from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest
 from claimdiff.judges.factory import build_backend, model_id
 from claimdiff.judges.parsing import parser_for
-from claimdiff.schemas.judge import JudgeOutput
-from claimdiff.schemas.rows import DecodingParams, InputRow
+from claimdiff.judges.prompting import load_prompt
+from claimdiff.judges.swap import compare, mirror, selected
+from claimdiff.judges.verification import (
+    Claim,
+    claims_of,
+    combine,
+    parse_verification,
+    render_claims,
+    verdicts_for,
+)
+from claimdiff.schemas.judge import (
+    ClaimVerdict,
+    JudgeOutput,
+    Judgment,
+    VerificationOutput,
+    verification_schema,
+)
+from claimdiff.schemas.rows import DecodingParams, InputRow, Stage, SwapCheck
 
 METRICS_NAMESPACE = "claimdiff.judge"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,7 +66,11 @@ class JudgeItem:
 
 @dataclass(frozen=True)
 class JudgeResult:
-    """The answer to one `JudgeItem`: a validated output, or the error and the raw text."""
+    """The answer to one `JudgeItem`: a validated output, or the error and the raw text.
+
+    In two-pass mode `output` holds the final judgments, `first_judgments` the first pass's; a
+    swap check is attached where the row was in the position-swap sample.
+    """
 
     item: JudgeItem
     output: JudgeOutput | None
@@ -57,16 +79,40 @@ class JudgeResult:
     finish_reason: str | None = None
     error_class: str | None = None
     error: str | None = None
+    stage: Stage = Stage.JUDGE
+    first_judgments: tuple[Judgment, ...] | None = None
+    verify_disagreements: int = 0
+    swap: SwapCheck | None = None
 
     @property
     def ok(self) -> bool:
         return self.output is not None
 
 
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    """One request after every attempt: the parsed output, or why there is none."""
+
+    output: T | None
+    raw: str | None
+    attempts: int
+    finish_reason: str | None
+    error_class: str | None = None
+    error: str | None = None
+
+
 def decoding_of(config: JudgeConfig) -> Decoding:
     return Decoding(
         max_new_tokens=config.max_new_tokens, temperature=config.temperature, seed=config.seed
     )
+
+
+def prompt_version(config: JudgeConfig) -> str:
+    """The versions of every prompt an answer depends on (`single_pass@...+verify@...`)."""
+    version = load_prompt(config.prompt_name).version
+    if config.mode == "two_pass":
+        version += "+" + load_prompt(config.verify_prompt).version
+    return version
 
 
 def decoding_params(config: JudgeConfig) -> DecodingParams:
@@ -76,20 +122,28 @@ def decoding_params(config: JudgeConfig) -> DecodingParams:
         retry_temperature=config.retry_temperature, seed=config.seed,
         max_attempts=config.max_attempts, constrained=config.constrained,
         max_differences=config.max_differences, max_string_chars=config.max_string_chars,
-        output_format=config.output_format,
+        output_format=config.output_format, mode=config.mode,
+        verify_granularity=config.verify_granularity if config.mode == "two_pass" else None,
+        verify_rule=config.verify_rule if config.mode == "two_pass" else None,
     )
+
+
+# Beam counter names of the events `judge_batch` reports (other events keep their own name).
+COUNTERS = {
+    "call": "backend_calls",
+    "retry": "retries",
+    "invalid": "invalid_answers",
+    "cut": "answers_cut_at_max_tokens",
+    "swap_failure": "swap_failures",
+    "swap_row": "swap_rows",
+    "verify_request": "verify_requests",
+}
 
 
 class JudgeModelHandler(ModelHandler[JudgeItem, JudgeResult, JudgeBackend]):
     def __init__(self, config: JudgeConfig) -> None:
         super().__init__()
         self._config = config
-        self._counters = {
-            "call": Metrics.counter(METRICS_NAMESPACE, "backend_calls"),
-            "retry": Metrics.counter(METRICS_NAMESPACE, "retries"),
-            "invalid": Metrics.counter(METRICS_NAMESPACE, "invalid_answers"),
-            "cut": Metrics.counter(METRICS_NAMESPACE, "answers_cut_at_max_tokens"),
-        }
         self._latency_ms = Metrics.distribution(METRICS_NAMESPACE, "backend_call_ms")
 
     def load_model(self) -> JudgeBackend:
@@ -119,66 +173,185 @@ class JudgeModelHandler(ModelHandler[JudgeItem, JudgeResult, JudgeBackend]):
         if event == "latency_ms":
             self._latency_ms.update(value)
         else:
-            self._counters[event].inc(value)
+            Metrics.counter(METRICS_NAMESPACE, COUNTERS.get(event, event)).inc(value)
 
 
-def judge_batch(
-    batch: Sequence[JudgeItem],
+Observe = Callable[[str, int], None]
+
+
+def answer_all(
+    requests: Sequence[JudgeRequest],
+    parsers: Sequence[Callable[[str | None], T]],
     backend: JudgeBackend,
     config: JudgeConfig,
-    observe: Callable[[str, int], None] | None = None,
-) -> list[JudgeResult]:
-    """Answer a batch, retrying invalid answers up to `config.max_attempts` tries in all.
+    base: Decoding,
+    note: Observe,
+) -> list[Answer[T]]:
+    """Answer requests, retrying invalid answers up to `config.max_attempts` tries in all.
 
     A request-level error from the backend (no gold labels, prompt too long) is final: retrying
     cannot fix it. Only an answer that does not parse or validate is tried again, with
     `retry_temperature` and a different seed.
     """
-    def note(event: str, value: int = 1) -> None:
-        if observe is not None:
-            observe(event, value)
-
-    base = decoding_of(config)
-    parse = parser_for(config.output_format)
-    requests = [item.request() for item in batch]
-    results: dict[int, JudgeResult] = {}
-    pending = list(range(len(batch)))
+    results: dict[int, Answer[T]] = {}
+    pending = list(range(len(requests)))
     for attempt in range(1, config.max_attempts + 1):
+        if not pending:
+            break
         decoding = base if attempt == 1 else replace(
             base, temperature=config.retry_temperature, seed=base.seed + attempt - 1)
         if attempt > 1:
             note("retry", len(pending))
         started = time.perf_counter()
         answers = backend.judge([requests[i] for i in pending], decoding)
-        note("call")
+        note("call", 1)
         note("latency_ms", int((time.perf_counter() - started) * 1000))
         if len(answers) != len(pending):
             raise RuntimeError(
                 f"backend {backend.model_id} answered {len(answers)} of {len(pending)} requests")
         still_pending = []
         for index, answer in zip(pending, answers, strict=True):
-            item = batch[index]
             if answer.error is not None:
-                results[index] = JudgeResult(
-                    item, None, answer.text, attempt, answer.finish_reason,
-                    JudgeRequestError.__name__, answer.error)
+                results[index] = Answer(None, answer.text, attempt, answer.finish_reason,
+                                        JudgeRequestError.__name__, answer.error)
                 continue
             try:
-                output = parse(answer.text)
+                output = parsers[index](answer.text)
             except JudgeOutputError as exc:
-                note("invalid")
+                note("invalid", 1)
                 message = str(exc)
                 if answer.finish_reason == "length":
-                    note("cut")
+                    note("cut", 1)
                     message = f"{message} (answer cut at max_new_tokens={base.max_new_tokens})"
-                results[index] = JudgeResult(
-                    item, None, answer.text, attempt, answer.finish_reason,
-                    JudgeOutputError.__name__, message)
+                results[index] = Answer(None, answer.text, attempt, answer.finish_reason,
+                                        JudgeOutputError.__name__, message)
                 still_pending.append(index)
             else:
-                results[index] = JudgeResult(
-                    item, output, answer.text, attempt, answer.finish_reason)
+                results[index] = Answer(output, answer.text, attempt, answer.finish_reason)
         pending = still_pending
-        if not pending:
-            break
-    return [results[i] for i in range(len(batch))]
+    return [results[i] for i in range(len(requests))]
+
+
+def judge_batch(
+    batch: Sequence[JudgeItem],
+    backend: JudgeBackend,
+    config: JudgeConfig,
+    observe: Observe | None = None,
+) -> list[JudgeResult]:
+    """First pass for the whole batch; then, where configured, the position-swap check (against
+    the first pass) and the verification pass."""
+    def note(event: str, value: int) -> None:
+        if observe is not None:
+            observe(event, value)
+
+    base = decoding_of(config)
+    parse = parser_for(config.output_format)
+    answers = answer_all([item.request() for item in batch], [parse] * len(batch), backend,
+                         config, base, note)
+    results = [JudgeResult(item, a.output, a.raw, a.attempts, a.finish_reason, a.error_class,
+                           a.error) for item, a in zip(batch, answers, strict=True)]
+    if config.swap_fraction > 0:
+        results = swap_check(results, backend, config, base, note)
+    if config.mode == "two_pass":
+        results = verify(results, backend, config, base, note)
+    return results
+
+
+def swap_check(results: list[JudgeResult], backend: JudgeBackend, config: JudgeConfig,
+               base: Decoding, note: Observe) -> list[JudgeResult]:
+    """Judge the swap sample again with the captions' roles swapped (see `judges.swap`)."""
+    template = load_prompt(config.prompt_name)
+    parse = parser_for(config.output_format)
+    chosen = [i for i, r in enumerate(results)
+              if r.output is not None and selected(r.item.cache_key, config.swap_fraction)]
+    requests = []
+    for i in chosen:
+        result = results[i]
+        assert result.output is not None
+        row = result.item.row
+        requests.append(JudgeRequest(
+            key=f"{result.item.cache_key}:swap",
+            prompt=template.render(reference=row.caption, caption=row.reference),
+            image=result.item.image.image,
+            # gold labels answer for the swapped roles too: the mirrored gold
+            gold=None if row.gold is None else mirror(result.output).model_dump_json()))
+    answers = answer_all(requests, [parse] * len(requests), backend, config, base, note)
+    updated = list(results)
+    for i, answer in zip(chosen, answers, strict=True):
+        result = results[i]
+        if answer.output is None or result.output is None:
+            note("swap_failure", 1)
+            continue
+        check = compare(result.output, mirror(answer.output))
+        note("swap_row", 1)
+        note("swap_original_differences", check.original_differences)
+        note("swap_swapped_differences", check.swapped_differences)
+        note("swap_matched", check.matched)
+        note("swap_judgment_agreements", check.judgment_agreements)
+        updated[i] = replace(result, swap=check)
+    return updated
+
+
+def verify(results: list[JudgeResult], backend: JudgeBackend, config: JudgeConfig,
+           base: Decoding, note: Observe) -> list[JudgeResult]:
+    """The verification pass (see `judges.verification`): every enumerated claim decided again.
+
+    A verification answer that still fails after every attempt fails its row (stage `verify`):
+    a high-precision run must not pass first-pass judgments off as verified ones.
+    """
+    template = load_prompt(config.verify_prompt)
+    schema = (verification_schema(max_claims=2 * config.max_differences)
+              if config.constrained and config.output_format == "json" else None)
+    decoding = replace(base, json_schema=schema)
+    owners: list[int] = []
+    claim_sets: list[list[Claim]] = []
+    requests: list[JudgeRequest] = []
+    for i, result in enumerate(results):
+        if result.output is None:
+            continue
+        count = len(result.output.differences)
+        groups: list[list[int] | None] = (
+            [None] if config.verify_granularity == "sample" else [[d] for d in range(count)])
+        gold = verdicts_for(result.output) if result.item.row.gold is not None else None
+        for group in groups:
+            claims = claims_of(result.output, group)
+            if not claims:
+                continue
+            wanted = {c.claim_id for c in claims}
+            owners.append(i)
+            claim_sets.append(claims)
+            requests.append(JudgeRequest(
+                key=f"{result.item.cache_key}:verify:{claims[0].claim_id}",
+                prompt=template.render(claims=render_claims(claims)),
+                image=result.item.image.image,
+                gold=None if gold is None else VerificationOutput(verdicts=[
+                    v for v in gold.verdicts if v.claim_id in wanted]).model_dump_json()))
+    parsers = [partial(parse_verification, expected=claims) for claims in claim_sets]
+    answers = answer_all(requests, parsers, backend, config, decoding, note)
+    note("verify_request", len(requests))
+
+    verdicts: dict[int, list[ClaimVerdict]] = {}
+    failed: dict[int, Answer[VerificationOutput]] = {}
+    for owner, answer in zip(owners, answers, strict=True):
+        if answer.output is None:
+            failed.setdefault(owner, answer)
+        else:
+            verdicts.setdefault(owner, []).extend(answer.output.verdicts)
+    updated = list(results)
+    for i, result in enumerate(results):
+        if result.output is None:
+            continue
+        if i in failed:
+            answer = failed[i]
+            updated[i] = replace(
+                result, output=None, raw_output=answer.raw, attempts=answer.attempts,
+                finish_reason=answer.finish_reason, error_class=answer.error_class,
+                error=f"verification: {answer.error}", stage=Stage.VERIFY)
+            continue
+        combined = combine(result.output, verdicts.get(i, []), config.verify_rule)
+        note("verify_differences", len(result.output.differences))
+        note("verify_disagreements", combined.disagreements)
+        updated[i] = replace(result, output=combined.output,
+                             first_judgments=combined.first_judgments,
+                             verify_disagreements=combined.disagreements)
+    return updated

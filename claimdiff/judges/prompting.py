@@ -11,8 +11,8 @@ from string import Template
 from claimdiff.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z0-9_]+$")
-# Tags that delimit the captions in the prompt; a caption must not be able to close its block.
-_DELIMITER = re.compile(r"<\s*(/?)\s*((?:actor|reference)_caption)\s*>", re.IGNORECASE)
+# Tags that delimit untrusted text in prompts; the text must not be able to close its block.
+_DELIMITER = re.compile(r"<\s*(/?)\s*((?:actor|reference)_caption|claims)\s*>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,9 @@ class PromptTemplate:
         """`<name>@<first 12 hex of sha256(text)>`: changes whenever a character changes."""
         return f"{self.name}@{hashlib.sha256(self.text.encode()).hexdigest()[:12]}"
 
-    def render(self, *, reference: str, caption: str) -> str:
-        return Template(self.text).substitute(
-            reference=neutralise(reference), caption=neutralise(caption)
-        )
+    def render(self, **values: str) -> str:
+        """Substitute `$name` fields; every value is untrusted text and is neutralised."""
+        return Template(self.text).substitute({k: neutralise(v) for k, v in values.items()})
 
 
 def neutralise(caption: str) -> str:

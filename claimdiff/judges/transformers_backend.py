@@ -11,6 +11,7 @@ backends) work without them.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +47,8 @@ class TransformersBackend:
     ) -> None:
         self._torch = _require("torch")
         transformers = _require("transformers")
-        xgrammar = _require("xgrammar") if json_schema is not None else None
-        if xgrammar is not None:
+        self._xgr = _require("xgrammar") if json_schema is not None else None
+        if self._xgr is not None:
             # Imported here so a broken contrib module surfaces at construction, not mid-batch.
             self._xgr_hf = _require("xgrammar.contrib.hf")
 
@@ -83,7 +84,10 @@ class TransformersBackend:
         self._pad_id = pad_id if pad_id is not None else self._eos_ids[0]
 
         self._compiled_grammar = None
-        if xgrammar is not None:
+        self._compiler = None
+        self._grammars: dict[str, Any] = {}
+        if self._xgr is not None and json_schema is not None:
+            xgrammar = self._xgr
             # The bitmask must cover the model's logits, which can be wider than the tokenizer's
             # vocabulary (padded lm_head); the stop tokens must be the ones generate() stops on.
             vocab_size = self._model.get_output_embeddings().weight.shape[0]
@@ -94,12 +98,8 @@ class TransformersBackend:
             # "per_rule_fsm_hashes[ref_rule_id].has_value()" on string patterns with a repetition
             # bound above 128 (the default decoding_schema() has {0,400}); see
             # mlc-ai/xgrammar#647. We compile once per backend, so the cache buys nothing here.
-            compiler = xgrammar.GrammarCompiler(tokenizer_info, cache_enabled=False)
-            # Without any_whitespace=False a weak model can emit whitespace until max_new_tokens;
-            # compact separators keep answers short and identical across backends.
-            self._compiled_grammar = compiler.compile_json_schema(
-                json_schema, any_whitespace=False, separators=(",", ":")
-            )
+            self._compiler = xgrammar.GrammarCompiler(tokenizer_info, cache_enabled=False)
+            self._compiled_grammar = self._grammar(json_schema)
 
     @property
     def model_id(self) -> str:
@@ -133,8 +133,11 @@ class TransformersBackend:
             inputs["pixel_values"] = inputs["pixel_values"].to(self._model.dtype)
 
         logits_processors = []
-        if self._compiled_grammar is not None:
-            logits_processors.append(self._xgr_hf.LogitsProcessor(self._compiled_grammar))
+        grammar = self._compiled_grammar
+        if decoding.json_schema is not None and self._compiler is not None:
+            grammar = self._grammar(decoding.json_schema)
+        if grammar is not None:
+            logits_processors.append(self._xgr_hf.LogitsProcessor(grammar))
 
         sampling: dict[str, Any]
         if decoding.temperature == 0:
@@ -162,6 +165,17 @@ class TransformersBackend:
 
         prompt_len = inputs["input_ids"].shape[1]
         return [self._answer(row[prompt_len:]) for row in output]
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        """Compiled once per distinct schema (judge answers, verification answers, ...)."""
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            assert self._compiler is not None
+            # Without any_whitespace=False a weak model can emit whitespace until
+            # max_new_tokens; compact separators keep answers short and identical across backends.
+            self._grammars[key] = self._compiler.compile_json_schema(
+                schema, any_whitespace=False, separators=(",", ":"))
+        return self._grammars[key]
 
     def _messages(self, request: JudgeRequest) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []

@@ -15,7 +15,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from claimdiff.config import ClaimdiffConfig
 from claimdiff.io.manifest import expand_manifests
 from claimdiff.judges.factory import model_id
-from claimdiff.judges.handler import decoding_params
+from claimdiff.judges.handler import METRICS_NAMESPACE as JUDGE_NAMESPACE
+from claimdiff.judges.handler import decoding_params, prompt_version
 from claimdiff.judges.prompting import PromptTemplate, load_prompt
 from claimdiff.pipelines import outputs
 from claimdiff.runners.options import sanitised_options
@@ -94,6 +95,29 @@ def _metrics(
     return counters, distributions
 
 
+def judge_noise(counters: dict[str, int]) -> dict[str, float]:
+    """Per-run judge noise from the handler's counters: verification disagreements and
+    position-swap consistency (README: How the judge decides)."""
+    def count(name: str) -> int:
+        return counters.get(f"{JUDGE_NAMESPACE}/{name}", 0)
+
+    noise: dict[str, float] = {}
+    if count("verify_requests"):
+        checked, disagreed = count("verify_differences"), count("verify_disagreements")
+        noise |= {"verify_differences": checked, "verify_disagreements": disagreed,
+                  "verify_disagreement_rate": disagreed / checked if checked else 0.0}
+    if count("swap_rows") or count("swap_failures"):
+        original, swapped = count("swap_original_differences"), count("swap_swapped_differences")
+        matched, agreed = count("swap_matched"), count("swap_judgment_agreements")
+        noise |= {
+            "swap_rows": count("swap_rows"), "swap_failures": count("swap_failures"),
+            "swap_difference_consistency":
+                2 * matched / (original + swapped) if original + swapped else 1.0,
+            "swap_judgment_consistency": agreed / matched if matched else 1.0,
+        }
+    return noise
+
+
 def run_judge(
     job: JudgeJob,
     options: PipelineOptions,
@@ -141,7 +165,7 @@ def run_judge(
         judge_backend=config.judge.backend,
         judge_model=model_id(config.judge),
         prompt_name=prompt.name,
-        prompt_version=prompt.version,
+        prompt_version=prompt_version(config.judge),
         decoding=decoding_params(config.judge).model_dump(),
         config=json.loads(config.model_dump_json()),
         config_sha256=config.sha256(),
@@ -149,6 +173,7 @@ def run_judge(
         timings={"pipeline_s": round(pipeline_s, 3),
                  "accounting_s": round(finished - started - pipeline_s, 3)},
         counters=counters,
+        judge_noise=judge_noise(counters),
         distributions=distributions,
         accounting=accounting,
         failure_share=round(share, 6),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from claimdiff.config import ClaimdiffConfig
@@ -14,7 +15,7 @@ from claimdiff.rewards.outcomes import (
     reference_erred,
 )
 from claimdiff.rewards.taxonomy import TypeMapper, severity_of
-from claimdiff.schemas.judge import ErrorLabel, JudgeOutput
+from claimdiff.schemas.judge import ErrorLabel, JudgeOutput, Judgment
 from claimdiff.schemas.rows import (
     CanonicalType,
     DecodingParams,
@@ -79,8 +80,13 @@ def derive(
     provenance: Provenance,
     config: ClaimdiffConfig,
     mapper: TypeMapper,
+    first_judgments: Sequence[Judgment] | None = None,
+    verify_disagreements: int = 0,
 ) -> tuple[list[DifferenceRow], RewardStats]:
-    """Difference rows (outcome, types, severities) and the statistics of one judged row."""
+    """Difference rows (outcome, types, severities) and the statistics of one judged row.
+
+    `first_judgments` (two-pass mode) are the first pass's judgments, kept for audit.
+    """
     weights = config.severity.weights
     rows: list[DifferenceRow] = []
     outcome_counts: Counter[Outcome] = Counter()
@@ -117,7 +123,9 @@ def derive(
             row_index=row.row_index, difference_index=index, aspect=difference.aspect, kind=kind,
             actor_claim=difference.actor_claim, reference_claim=difference.reference_claim,
             actor_span=difference.actor_span, reference_span=difference.reference_span,
-            judgment=difference.judgment, confidence=difference.confidence,
+            judgment=difference.judgment,
+            first_judgment=first_judgments[index] if first_judgments is not None else None,
+            confidence=difference.confidence,
             outcomes=list(outcomes), actor_erred=a_erred, reference_erred=r_erred,
             actor_error_type=a_type, actor_error_detail=a_detail, actor_canonical_type=a_canon,
             actor_severity=a_sev, actor_severity_source=a_src,
@@ -155,5 +163,6 @@ def derive(
         reference_words=len(row.reference.split()),
         actor_hedges=count_hedges(row.caption, config.rewards.hedges),
         judge_attempts=provenance.attempts,
+        verify_disagreements=verify_disagreements,
     )
     return rows, stats

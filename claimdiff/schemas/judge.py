@@ -145,3 +145,49 @@ def decoding_schema(
     reference_only["properties"]["reference_claim"] = dict(present)
     schema["$defs"]["JudgedDifference"] = {"anyOf": [with_actor, reference_only]}
     return schema
+
+
+class Verdict(StrEnum):
+    """What the image says about one claim, in the verification pass."""
+
+    SUPPORTED = "supported"
+    CONTRADICTED = "contradicted"
+    UNCERTAIN = "uncertain"
+
+
+class ClaimVerdict(BaseModel):
+    """The verifier's decision on one claim, by its id (`3A`: actor claim of difference 3)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    claim_id: str = Field(pattern=r"^[0-9]{1,3}[AR]$")
+    verdict: Verdict
+
+
+class VerificationOutput(BaseModel):
+    """The answer of one verification call: a verdict per claim it was asked about."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    verdicts: list[ClaimVerdict] = Field(max_length=2 * MAX_DIFFERENCES)
+
+
+def verification_schema(*, max_claims: int = 2 * MAX_DIFFERENCES) -> dict[str, Any]:
+    """JSON schema for constrained decoding of verification answers, derived from the model."""
+    schema = copy.deepcopy(VerificationOutput.model_json_schema())
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("title", "description", "default"):
+                node.pop(key, None)
+            if "properties" in node:
+                node["required"] = list(node["properties"])
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schema)
+    schema["properties"]["verdicts"]["maxItems"] = max_claims
+    return schema

@@ -59,6 +59,7 @@ class Stage(StrEnum):
     VALIDATE = "validate"
     LOAD_IMAGE = "load_image"
     JUDGE = "judge"
+    VERIFY = "verify"
     DERIVE = "derive"
 
 
@@ -80,7 +81,11 @@ class DecodingParams(BaseModel):
     constrained: bool
     max_differences: int
     max_string_chars: int | None
-    output_format: str = "json"  # added after 0.1.0 runs were written: keep them readable
+    # fields below were added after the first runs were written: defaults keep those readable
+    output_format: str = "json"
+    mode: str = "single_pass"
+    verify_granularity: str | None = None
+    verify_rule: str | None = None
 
 
 class InputRow(BaseModel):
@@ -115,6 +120,8 @@ class DifferenceRow(BaseModel):
     actor_span: str | None
     reference_span: str | None
     judgment: Judgment
+    first_judgment: Judgment | None = Field(
+        default=None, description="the first pass's judgment, in two-pass mode")
     confidence: float | None
     outcomes: list[Outcome]
     actor_erred: bool
@@ -181,6 +188,17 @@ class RewardStats(BaseModel):
     reference_words: int
     actor_hedges: int
     judge_attempts: int
+    verify_disagreements: int = Field(
+        default=0, description="differences whose two passes disagreed (two-pass mode)")
+
+
+class SwapCheck(BaseModel):
+    """One row judged again with the captions' roles swapped (`judges.swap`)."""
+
+    original_differences: int
+    swapped_differences: int
+    matched: int = Field(description="differences found in both positions")
+    judgment_agreements: int = Field(description="matched ones whose mirrored judgment agrees")
 
 
 class RewardValue(BaseModel):
@@ -206,6 +224,7 @@ class RewardRow(BaseModel):
     reward: float | None = Field(default=None, description="value of the primary preset")
     rewards: list[RewardValue] = Field(default_factory=list)
     stats: RewardStats | None = None
+    swap: SwapCheck | None = Field(default=None, description="position-swap check, if sampled")
     image_sha256: str | None = None
     judge_model: str | None = None
     prompt_version: str | None = None

@@ -46,6 +46,9 @@ class RunManifest(BaseModel):
     pipeline_options: dict[str, Any]
     timings: dict[str, float]
     counters: dict[str, int]
+    judge_noise: dict[str, float] = Field(
+        default_factory=dict,
+        description="two-pass disagreements and position-swap consistency, where configured")
     distributions: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="Beam distributions: count, sum, min, max, mean")
     accounting: Accounting

@@ -43,7 +43,9 @@ class _Derive(beam.DoFn):
             prompt_version=item.prompt_version, decoding=item.decoding,
             cache_key=item.cache_key, attempts=result.attempts)
         try:
-            differences, stats = derive(row, result.output, provenance, self._config, self._mapper)
+            differences, stats = derive(row, result.output, provenance, self._config,
+                                        self._mapper, result.first_judgments,
+                                        result.verify_disagreements)
             reward, rewards = compute_rewards(stats, self._config.rewards)
         except (ValueError, KeyError) as exc:
             yield beam.pvalue.TaggedOutput(FAILURES, row_failed(
@@ -55,7 +57,8 @@ class _Derive(beam.DoFn):
         yield beam.pvalue.TaggedOutput(REWARDS, RewardRow(
             run_id=self._run_id, sample_id=row.sample_id, actor_id=row.actor_id,
             row_index=row.row_index, image_uri=row.image_uri, status=RowStatus.OK,
-            reward=reward, rewards=rewards, stats=stats, image_sha256=item.image.sha256,
+            reward=reward, rewards=rewards, stats=stats, swap=result.swap,
+            image_sha256=item.image.sha256,
             judge_model=item.judge_model, prompt_version=item.prompt_version,
             decoding=item.decoding, cache_key=item.cache_key, metadata=row.metadata))
 

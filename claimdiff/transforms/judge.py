@@ -12,7 +12,13 @@ from claimdiff import ids
 from claimdiff.config import JudgeConfig
 from claimdiff.io.images import LoadedImage
 from claimdiff.judges.factory import model_id
-from claimdiff.judges.handler import JudgeItem, JudgeModelHandler, JudgeResult, decoding_params
+from claimdiff.judges.handler import (
+    JudgeItem,
+    JudgeModelHandler,
+    JudgeResult,
+    decoding_params,
+    prompt_version,
+)
 from claimdiff.judges.prompting import PromptTemplate
 from claimdiff.schemas.rows import DecodingParams, InputRow, Stage
 from claimdiff.transforms.failures import (
@@ -28,6 +34,7 @@ from claimdiff.transforms.failures import (
 def prepare(
     pair: tuple[LoadedImage, InputRow],
     prompt: PromptTemplate,
+    version: str,
     judge_model: str,
     decoding: DecodingParams,
 ) -> JudgeItem:
@@ -36,12 +43,12 @@ def prepare(
         row=row,
         image=image,
         prompt=prompt.render(reference=row.reference, caption=row.caption),
-        prompt_version=prompt.version,
+        prompt_version=version,
         judge_model=judge_model,
         decoding=decoding,
         cache_key=ids.cache_key(
             image_sha256=image.sha256, reference=row.reference, caption=row.caption,
-            judge_model=judge_model, prompt_version=prompt.version,
+            judge_model=judge_model, prompt_version=version,
             decoding=decoding.model_dump()),
     )
 
@@ -51,7 +58,7 @@ def _split(result: JudgeResult, run_id: str) -> Iterator[JudgeResult | beam.pval
         yield result
         return
     yield beam.pvalue.TaggedOutput(FAILURES, row_failed(
-        result.item.row, run_id=run_id, stage=Stage.JUDGE,
+        result.item.row, run_id=run_id, stage=result.stage,
         error_class=result.error_class or "JudgeError", message=result.error or "no answer",
         raw_output=result.raw_output, attempts=result.attempts,
         raw_input=bounded(result.item.prompt)))
@@ -86,7 +93,8 @@ class Judge(beam.PTransform):
 
     def expand(self, pairs: beam.PCollection) -> StageOutputs:
         items = pairs | "Prepare" >> beam.Map(
-            prepare, self._prompt, model_id(self._config), decoding_params(self._config))
+            prepare, self._prompt, prompt_version(self._config), model_id(self._config),
+            decoding_params(self._config))
         results, dead = items | "RunInference" >> RunInference(
             JudgeModelHandler(self._config)).with_exception_handling()
         split = results | "Split" >> beam.FlatMap(_split, self._run_id).with_outputs(

@@ -1,0 +1,65 @@
+"""Position-swap consistency: the same pair judged again with the captions' roles swapped.
+
+Judges favour a position. For a configured share of rows (`judge.swap_fraction`, chosen by the
+row's cache key, so reruns pick the same rows) the judge also sees the reference in the actor's
+place and the actor caption in the reference's place. The swapped answer is mirrored back
+(claims, spans and errors change sides; `actor` <-> `reference` judgments swap) and compared with
+the original:
+- differences found: one-to-one matches by the token overlap of aspect + claims (the matcher of
+  `claimdiff eval`), so `difference_consistency` = 2 * matched / (original + swapped);
+- judgments: of the matched differences, the share whose mirrored judgment equals the original.
+The swapped answer is diagnostic only: it never changes outcomes or rewards, and a swapped call
+that fails validation is counted (`swap_failures`), not turned into a failed row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from claimdiff.evaluation.matching import assign, jaccard, tokens
+from claimdiff.schemas.judge import JudgedDifference, JudgeOutput, Judgment, Overall
+from claimdiff.schemas.rows import SwapCheck
+
+MATCH_THRESHOLD = 0.3
+_MIRROR_JUDGMENT = {Judgment.ACTOR: Judgment.REFERENCE, Judgment.REFERENCE: Judgment.ACTOR}
+_MIRROR_OVERALL = {Overall.ACTOR: Overall.REFERENCE, Overall.REFERENCE: Overall.ACTOR}
+
+
+def selected(cache_key: str, fraction: float) -> bool:
+    """Whether a row is in the swap sample: a stable hash of its cache key below `fraction`."""
+    if fraction <= 0:
+        return False
+    bucket = int(hashlib.sha256(f"swap:{cache_key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return bucket < fraction
+
+
+def mirror(output: JudgeOutput) -> JudgeOutput:
+    """An answer about (A=reference, R=actor) rewritten as one about (A=actor, R=reference)."""
+    differences = [
+        JudgedDifference(
+            aspect=d.aspect, actor_claim=d.reference_claim, reference_claim=d.actor_claim,
+            actor_span=d.reference_span, reference_span=d.actor_span,
+            judgment=_MIRROR_JUDGMENT.get(d.judgment, d.judgment),
+            actor_error=d.reference_error, reference_error=d.actor_error,
+            confidence=d.confidence)
+        for d in output.differences
+    ]
+    overall = _MIRROR_OVERALL.get(output.overall, output.overall) if output.overall else None
+    return JudgeOutput(differences=differences, overall=overall)
+
+
+def _text(difference: JudgedDifference) -> str:
+    return " ".join(p for p in (difference.aspect, difference.actor_claim,
+                                difference.reference_claim) if p)
+
+
+def compare(original: JudgeOutput, mirrored: JudgeOutput) -> SwapCheck:
+    """How far the mirrored swapped answer agrees with the original one."""
+    left = [tokens(_text(d)) for d in original.differences]
+    right = [tokens(_text(d)) for d in mirrored.differences]
+    matches = assign([[jaccard(a, b) for b in right] for a in left], MATCH_THRESHOLD)
+    agreements = sum(
+        1 for m in matches
+        if original.differences[m.predicted].judgment == mirrored.differences[m.gold].judgment)
+    return SwapCheck(original_differences=len(left), swapped_differences=len(right),
+                     matched=len(matches), judgment_agreements=agreements)

@@ -1,0 +1,170 @@
+"""Two-pass verification: each enumerated claim decided again, on its own, against the image.
+
+The second pass sees only the claims (not the captions, not the first judgment) and says of each
+one `supported`, `contradicted` or `uncertain`. Those verdicts imply a judgment per difference:
+
+| claims present | actor claim | reference claim | implied judgment |
+|----------------|-------------|-----------------|------------------|
+| both           | supported   | contradicted    | actor            |
+| both           | contradicted| supported       | reference        |
+| both           | contradicted| contradicted    | both_wrong       |
+| both           | supported   | supported       | both_supported   |
+| actor only     | supported   | -               | actor            |
+| actor only     | contradicted| -               | reference        |
+| reference only | -           | supported       | reference        |
+| reference only | -           | contradicted    | actor            |
+| any            | any uncertain                 | | uncertain        |
+
+The passes agree on a difference when their judgments give the same outcomes (DESIGN §2), so an
+actor-only claim judged `both_wrong` in pass one and `reference` by implication agree: both are an
+actor hallucination. A one-sided difference the first pass called `both_supported` (not a real
+difference: the other caption says the same in other words) agrees with a verifier that finds
+its claim supported: whether two wordings match is the first pass's question, not the image's.
+Where they disagree, the `judge.verify_rule` decides:
+- `agree_or_uncertain` (default, for high-precision runs): the difference becomes `uncertain`, so
+  it counts against nobody and shows as judge noise;
+- `verifier_wins`: the implied judgment replaces the first one unless it is `uncertain`.
+Every disagreement is counted (`claimdiff.judge/verify_disagreements`, per row in
+`stats.verify_disagreements`) and the first judgment is kept in `differences.first_judgment`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from claimdiff.errors import JudgeOutputError
+from claimdiff.judges.parsing import extract_json
+from claimdiff.judges.prompting import neutralise
+from claimdiff.rewards.outcomes import difference_kind, outcomes_of
+from claimdiff.schemas.judge import (
+    ClaimVerdict,
+    JudgedDifference,
+    JudgeOutput,
+    Judgment,
+    Verdict,
+    VerificationOutput,
+)
+from claimdiff.schemas.rows import DifferenceKind
+
+V, J = Verdict, Judgment
+_IMPLIED_CONFLICT = {
+    (V.SUPPORTED, V.CONTRADICTED): J.ACTOR,
+    (V.CONTRADICTED, V.SUPPORTED): J.REFERENCE,
+    (V.CONTRADICTED, V.CONTRADICTED): J.BOTH_WRONG,
+    (V.SUPPORTED, V.SUPPORTED): J.BOTH_SUPPORTED,
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim_id: str
+    text: str
+
+
+def claims_of(output: JudgeOutput, indices: Sequence[int] | None = None) -> list[Claim]:
+    """The claims to verify: `<n>A` / `<n>R` for the actor / reference claim of difference n."""
+    claims = []
+    for index, difference in enumerate(output.differences):
+        if indices is not None and index not in indices:
+            continue
+        for side, text in (("A", difference.actor_claim), ("R", difference.reference_claim)):
+            if text and text.strip():
+                claims.append(Claim(f"{index + 1}{side}", text.strip()))
+    return claims
+
+
+def render_claims(claims: Sequence[Claim]) -> str:
+    """One claim a line, as data; claim text is untrusted like the captions it came from."""
+    return "\n".join(f"{c.claim_id}: {neutralise(c.text).replace(chr(10), ' ')}" for c in claims)
+
+
+def parse_verification(text: str | None, expected: Sequence[Claim]) -> VerificationOutput:
+    """Parse an answer and check it decides exactly the claims it was asked about."""
+    if text is None or not text.strip():
+        raise JudgeOutputError("empty verification answer")
+    try:
+        output = VerificationOutput.model_validate(json.loads(extract_json(text), strict=False))
+    except json.JSONDecodeError as exc:
+        raise JudgeOutputError(f"verification answer is not valid JSON: {exc.msg}") from exc
+    except ValidationError as exc:
+        raise JudgeOutputError(
+            f"verification answer does not fit its schema: {exc.errors()[0]['msg']}") from exc
+    asked = [c.claim_id for c in expected]
+    answered = [v.claim_id for v in output.verdicts]
+    if sorted(answered) != sorted(asked):
+        missing = sorted(set(asked) - set(answered))
+        unexpected = sorted(set(answered) - set(asked))
+        repeated = sorted({a for a in answered if answered.count(a) > 1})
+        raise JudgeOutputError(
+            f"verification must decide claims {asked} once each: missing {missing}, "
+            f"unexpected {unexpected}, repeated {repeated}")
+    return output
+
+
+def implied_judgment(kind: DifferenceKind, actor: Verdict | None,
+                     reference: Verdict | None) -> Judgment:
+    """The judgment the verdicts imply; a claim left undecided counts as `uncertain`."""
+    needed = {DifferenceKind.CONFLICT: (actor, reference), DifferenceKind.ACTOR_ONLY: (actor,),
+              DifferenceKind.REFERENCE_ONLY: (reference,)}[kind]
+    if V.UNCERTAIN in needed or None in needed:
+        return J.UNCERTAIN
+    if kind is DifferenceKind.CONFLICT and actor is not None and reference is not None:
+        return _IMPLIED_CONFLICT[(actor, reference)]
+    if kind is DifferenceKind.ACTOR_ONLY:
+        return J.ACTOR if actor is V.SUPPORTED else J.REFERENCE
+    return J.REFERENCE if reference is V.SUPPORTED else J.ACTOR
+
+
+def verdicts_for(output: JudgeOutput) -> VerificationOutput:
+    """The verdicts a judgment implies: what the `labels` judge answers in the second pass."""
+    by_judgment = {
+        J.ACTOR: (V.SUPPORTED, V.CONTRADICTED), J.REFERENCE: (V.CONTRADICTED, V.SUPPORTED),
+        J.BOTH_WRONG: (V.CONTRADICTED, V.CONTRADICTED),
+        J.BOTH_SUPPORTED: (V.SUPPORTED, V.SUPPORTED), J.UNCERTAIN: (V.UNCERTAIN, V.UNCERTAIN),
+    }
+    verdicts = []
+    for index, difference in enumerate(output.differences):
+        actor, reference = by_judgment[difference.judgment]
+        if difference.actor_claim and difference.actor_claim.strip():
+            verdicts.append(ClaimVerdict(claim_id=f"{index + 1}A", verdict=actor))
+        if difference.reference_claim and difference.reference_claim.strip():
+            verdicts.append(ClaimVerdict(claim_id=f"{index + 1}R", verdict=reference))
+    return VerificationOutput(verdicts=verdicts)
+
+
+@dataclass(frozen=True)
+class Combined:
+    output: JudgeOutput
+    first_judgments: tuple[Judgment, ...]
+    disagreements: int
+
+
+def combine(output: JudgeOutput, verdicts: Sequence[ClaimVerdict], rule: str) -> Combined:
+    """Final judgments from the first pass and the verdicts, by `rule` (see module doc)."""
+    by_id = {v.claim_id: v.verdict for v in verdicts}
+    final: list[JudgedDifference] = []
+    disagreements = 0
+    for index, difference in enumerate(output.differences):
+        kind = difference_kind(difference.actor_claim, difference.reference_claim)
+        actor, reference = by_id.get(f"{index + 1}A"), by_id.get(f"{index + 1}R")
+        implied = implied_judgment(kind, actor, reference)
+        same_fact = (difference.judgment is J.BOTH_SUPPORTED
+                     and V.CONTRADICTED not in (actor, reference)
+                     and V.UNCERTAIN not in (actor, reference))
+        if same_fact or outcomes_of(kind, implied) == outcomes_of(kind, difference.judgment):
+            final.append(difference)
+            continue
+        disagreements += 1
+        judgment: Judgment = J.UNCERTAIN
+        if rule == "verifier_wins" and implied is not J.UNCERTAIN:
+            judgment = implied
+        final.append(difference.model_copy(update={"judgment": judgment}))
+    return Combined(
+        output=output.model_copy(update={"differences": final}),
+        first_judgments=tuple(d.judgment for d in output.differences),
+        disagreements=disagreements,
+    )
