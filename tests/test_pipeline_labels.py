@@ -213,3 +213,6 @@ def test_two_pass_and_swap_with_gold_labels(manifest: Path, tmp_path: Path):
     assert rewards["omission"]["swap"] == {"original_differences": 2, "swapped_differences": 2,
                                            "matched": 2, "judgment_agreements": 2}
     assert rewards["count"]["stats"]["verify_disagreements"] == 0
+    from claimdiff.quality.summary import summarise
+
+    assert "judge noise: verify_differences 3, verify_disagreements 0" in summarise(str(out))

@@ -13,7 +13,8 @@ from claimdiff.cli import EXIT_OK, main
 def test_synth_judge_eval(tmp_path: Path, capsys):
     assert main(["synth", "--n", "30", "--seed", "1", "--out", str(tmp_path / "data")]) == EXIT_OK
     manifest = capsys.readouterr().out.strip()
-    assert main(["judge", "--manifest", manifest, "--output", str(tmp_path / "run")]) == EXIT_OK
+    assert main(["judge", "--manifest", manifest, "--output", str(tmp_path / "run"),
+                 "--set", "judge.swap_fraction=0.5"]) == EXIT_OK
     report_path = tmp_path / "eval.json"
     assert main(["eval", "--run", str(tmp_path / "run"), "--gold", manifest,
                  "--report", str(report_path)]) == EXIT_OK
@@ -25,6 +26,11 @@ def test_synth_judge_eval(tmp_path: Path, capsys):
         assert overall["gold"] > 0, kind
         assert (overall["precision"], overall["recall"]) == (1.0, 1.0), kind
     assert report["severity"]["quadratic_kappa"] == 1.0
+    # gold labels answer the swapped roles with the mirrored gold: perfectly consistent
+    swap = report["swap_consistency"]
+    assert 30 < swap["rows"] < 90
+    assert (swap["difference_consistency"], swap["judgment_consistency"]) == (1.0, 1.0)
+    assert "swap_consistency" not in report["not_computed"]
 
     ordering = {p["name"]: p for p in report["reward_ordering"]["presets"]}
     for name in ("relative", "actor_only"):

@@ -15,11 +15,25 @@ from claimdiff.evaluation.matching import (
     scorer_name,
 )
 from claimdiff.evaluation.ordering import OrderingRow, PresetId, reward_ordering
-from claimdiff.evaluation.report import EvaluationReport, RewardOrdering
+from claimdiff.evaluation.report import EvaluationReport, RewardOrdering, SwapConsistency
 
 ACTOR_ID = "actor_id"
-SWAP_NOTE = ("judge runs carry no position-swapped (actor <-> reference) counterpart to "
-             "compare with; left out")
+SWAP_NOTE = ("the run judged no row with the captions' roles swapped (judge.swap_fraction "
+             "is 0)")
+
+
+def swap_consistency(joined: Joined) -> SwapConsistency | None:
+    checks = [item.run.reward.swap for item in joined.judged
+              if item.run is not None and item.run.reward.swap is not None]
+    if not checks:
+        return None
+    found = sum(c.original_differences + c.swapped_differences for c in checks)
+    matched = sum(c.matched for c in checks)
+    agreed = sum(c.judgment_agreements for c in checks)
+    return SwapConsistency(
+        rows=len(checks),
+        difference_consistency=2 * matched / found if found else 1.0,
+        judgment_consistency=agreed / matched if matched else None)
 
 
 def policy_of(item: GoldItem, column: str) -> str:
@@ -91,6 +105,7 @@ def evaluate(
     joined = join(load_gold(gold_manifest, config), load_run(run_output))
 
     judged = joined.judged
+    swap = swap_consistency(joined)
     alignments: list[Alignment] = []
     for item in judged:
         assert item.run is not None
@@ -117,5 +132,6 @@ def evaluate(
             (policy_of(item.gold, policy_column), a)
             for item, a in zip(judged, alignments, strict=True)),
         reward_ordering=ordering_checks(joined, edit_column),
-        not_computed={"swap_consistency": SWAP_NOTE},
+        swap_consistency=swap,
+        not_computed={} if swap is not None else {"swap_consistency": SWAP_NOTE},
     )

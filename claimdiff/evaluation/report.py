@@ -124,6 +124,16 @@ class JoinSummary(BaseModel):
     problems: list[str] = Field(description="the first gold and join problems, for debugging")
 
 
+class SwapConsistency(BaseModel):
+    """Position-swap consistency over the scored rows the run judged in both positions."""
+
+    rows: int
+    difference_consistency: float = Field(
+        description="2 * matched / (original + swapped differences): same differences found")
+    judgment_consistency: float | None = Field(
+        description="matched differences whose mirrored judgment agrees / matched")
+
+
 class EvaluationReport(BaseModel):
     run_output: str
     gold_manifest: str
@@ -140,6 +150,8 @@ class EvaluationReport(BaseModel):
     policy_column: str = Field(description="actor_id or the metadata column grouped by")
     policies: list[PolicyBalance]
     reward_ordering: RewardOrdering
+    swap_consistency: SwapConsistency | None = Field(
+        default=None, description="where the run judged rows with the roles swapped too")
     not_computed: dict[str, str] = Field(description="metrics left out, with the reason")
 
 
@@ -253,6 +265,10 @@ def render_table(report: EvaluationReport) -> str:
                       [row for preset in o.presets for row in _ordering_rows(preset)])
     else:
         out.append("(no rewards in the run)")
+    if report.swap_consistency is not None:
+        s = report.swap_consistency
+        out += ["", f"Position-swap consistency over {s.rows} rows: differences "
+                f"{_num(s.difference_consistency)}, judgments {_num(s.judgment_consistency)}"]
     for name, reason in report.not_computed.items():
         out.append(f"not computed: {name}: {reason}")
     return "\n".join(out) + "\n"
