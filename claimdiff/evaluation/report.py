@@ -266,9 +266,10 @@ def render_table(report: EvaluationReport) -> str:
     else:
         out.append("(no rewards in the run)")
     if report.swap_consistency is not None:
-        s = report.swap_consistency
-        out += ["", f"Position-swap consistency over {s.rows} rows: differences "
-                f"{_num(s.difference_consistency)}, judgments {_num(s.judgment_consistency)}"]
+        swap = report.swap_consistency
+        out += ["", f"Position-swap consistency over {swap.rows} rows: differences "
+                f"{_num(swap.difference_consistency)}, judgments "
+                f"{_num(swap.judgment_consistency)}"]
     for name, reason in report.not_computed.items():
         out.append(f"not computed: {name}: {reason}")
     return "\n".join(out) + "\n"
