@@ -14,16 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import fsspec
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
 from claimdiff.config import ClaimdiffConfig
 from claimdiff.errors import ConfigError, JudgeOutputError, RowError
+from claimdiff.io.datasets import has_dataset, read_rows
 from claimdiff.io.manifest import expand_manifests, iter_manifest, validate_row
 from claimdiff.judges.parsing import parse_judge_output
 from claimdiff.rewards.stats import Provenance, derive
 from claimdiff.rewards.taxonomy import TypeMapper
-from claimdiff.schemas.arrow import from_table
 from claimdiff.schemas.judge import JudgeOutput
 from claimdiff.schemas.rows import (
     DecodingParams,
@@ -63,16 +62,10 @@ def resolve_config(run_output: str, config: ClaimdiffConfig | None
 
 
 def read_dataset(run_output: str, name: str, model: type[ModelT]) -> list[ModelT]:
-    """Every row of one Parquet dataset folder of a run (all `*.parquet` shards, sorted)."""
-    fs, root = fsspec.core.url_to_fs(run_output)
-    folder = _join(root, name)
-    if not fs.isdir(folder):
+    """Every row of one Parquet dataset folder of a run (all shards, sorted)."""
+    if not has_dataset(run_output, name):
         raise ConfigError(f"{run_output} has no {name}/ folder: not a claimdiff judge output")
-    rows: list[ModelT] = []
-    for path in sorted(fs.glob(_join(folder, "*.parquet"))):
-        with fs.open(path, "rb") as handle:
-            rows.extend(from_table(pq.read_table(handle), model))
-    return rows
+    return read_rows(run_output, name, model)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import json
 from collections import Counter, defaultdict
 from typing import Any, cast
 
+from claimdiff.io.datasets import read_columns
 from claimdiff.pipelines import outputs
 
 
@@ -23,10 +24,10 @@ def _group_of(row: dict[str, Any], by: str) -> str:
 def summarise(output: str, *, by: str = "actor_id", examples: int = 3) -> str:
     """Accounting, outcome counts, mean rewards per `by` (a column or a metadata key), examples."""
     run = outputs.read_run_manifest(output)
-    rewards = outputs.read_columns(
+    rewards = read_columns(
         output, outputs.REWARDS,
         ["actor_id", "sample_id", "status", "rewards", "stats", "metadata"])
-    differences = outputs.read_columns(
+    differences = read_columns(
         output, outputs.DIFFERENCES,
         ["actor_id", "aspect", "actor_claim", "reference_claim", "judgment", "outcomes",
          "actor_error_type", "actor_severity"])
