@@ -38,6 +38,10 @@ examples:
   claimdiff judge --manifest data/manifest.jsonl --output out/run1
   claimdiff judge --manifest data/manifest.jsonl --output out/run2 \\
       --judge transformers --model /models/my-vlm --set judge.max_new_tokens=512
+  claimdiff judge --manifest data/manifest.jsonl --output out/run3 \
+      --judge vllm --model /models/my-vlm --set judge.vllm.max_model_len=16384
+  claimdiff judge --manifest data/manifest.jsonl --output out/run4 \
+      --judge openai --base-url http://127.0.0.1:8000/v1 --model my-vlm
 """
 
 
@@ -63,9 +67,11 @@ def _judge_parser(sub: argparse._SubParsersAction) -> None:
     judge.add_argument("--manifest", required=True, help="manifest URI or glob (any fsspec URL)")
     judge.add_argument("--output", required=True, help="output folder URI (local, gs://, s3://)")
     judge.add_argument("--config", help="YAML config file (see README: Configuration)")
-    judge.add_argument("--judge", choices=["labels", "transformers"],
+    judge.add_argument("--judge", choices=["labels", "transformers", "vllm", "openai"],
                        help="judge backend (config judge.backend; default labels)")
-    judge.add_argument("--model", help="model path or hub id for --judge transformers")
+    judge.add_argument("--model", help="model path or hub id (transformers, vllm, openai)")
+    judge.add_argument("--base-url", help="OpenAI-compatible endpoint for --judge openai, e.g. "
+                       "http://127.0.0.1:8000/v1 (API key from $OPENAI_API_KEY)")
     judge.add_argument("--device", help="torch device for --judge transformers (cpu, cuda, auto)")
     judge.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set judge.max_batch_size=4 (repeatable)")
@@ -92,7 +98,7 @@ def _run_judge(args: argparse.Namespace, beam_args: list[str]) -> int:
             text = handle.read()
     overrides = _parse_set(args.set)
     for key, value in (("judge.backend", args.judge), ("judge.model", args.model),
-                       ("judge.device", args.device)):
+                       ("judge.device", args.device), ("judge.openai.base_url", args.base_url)):
         if value is not None:
             overrides[key] = value
     config = load_config(text, overrides)

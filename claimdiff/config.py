@@ -20,13 +20,59 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class VllmOptions(_Strict):
+    """Engine options of the in-process vLLM backend (`judge.backend: vllm`)."""
+
+    dtype: str = "auto"
+    max_model_len: int = Field(default=8192, ge=64)
+    max_num_seqs: int = Field(default=64, ge=1)
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    kv_cache_memory_bytes: int | None = Field(
+        default=None, ge=1, description="KV cache size; on CPU set it (else vLLM takes 90% of RAM)")
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    structured_outputs_backend: str = "xgrammar"
+    disable_any_whitespace: bool = True
+    limit_mm_per_prompt: dict[str, int] = Field(default_factory=lambda: {"image": 1})
+    enforce_eager: bool = False
+    max_tokens_retry_factor: float = Field(
+        default=2.0, ge=1.0, description="an answer cut at max_new_tokens is retried once with "
+        "this many times the budget")
+    share_across_processes: bool = Field(
+        default=True, description="one engine per machine for all SDK worker processes "
+        "(Beam's share_model_across_processes)")
+
+
+class OpenAIOptions(_Strict):
+    """Options of the OpenAI-compatible endpoint backend (`judge.backend: openai`)."""
+
+    base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str = Field(default="OPENAI_API_KEY",
+                             description="environment variable holding the API key")
+    server_type: Literal["vllm", "openai"] = Field(
+        default="vllm", description="how to ask for structured output: vLLM's extra_body "
+        "structured_outputs, or the OpenAI response_format json_schema")
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0)
+    max_concurrency: int = Field(default=8, ge=1)
+    image_max_side: int = Field(default=1024, ge=16)
+    image_quality: int = Field(default=90, ge=1, le=100)
+    start_server: bool = Field(default=False,
+                               description="start a local `vllm serve` of judge.model per worker")
+    server_args: list[str] = Field(default_factory=list,
+                                   description="extra `vllm serve` arguments")
+
+
 class JudgeConfig(_Strict):
-    backend: Literal["labels", "transformers"] = Field(
+    backend: Literal["labels", "transformers", "vllm", "openai"] = Field(
         default="labels",
         description="labels: gold differences from the manifest's `gold` column; transformers: a "
-        "local Hugging Face image-text-to-text model (path or hub id).",
+        "local Hugging Face image-text-to-text model; vllm: the in-process vLLM engine; openai: "
+        "any OpenAI-compatible endpoint (vllm serve, SGLang, a hosted API).",
     )
-    model: str | None = Field(default=None, description="model path or hub id (transformers)")
+    model: str | None = Field(default=None, description="model path or hub id")
+    vllm: VllmOptions = Field(default_factory=VllmOptions)
+    openai: OpenAIOptions = Field(default_factory=OpenAIOptions)
     output_format: Literal["json", "paper_text"] = Field(
         default="json",
         description="json: the project's JSON (schema-constrained); paper_text: the plain-text "
@@ -80,8 +126,11 @@ class JudgeConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> JudgeConfig:
-        if self.backend == "transformers" and not self.model:
-            raise ValueError("judge.model is required with judge.backend=transformers")
+        if self.backend != "labels" and not self.model:
+            raise ValueError(f"judge.model is required with judge.backend={self.backend}")
+        if (self.backend == "openai" and not self.openai.start_server
+                and not self.openai.base_url):
+            raise ValueError("judge.openai.base_url is required unless judge.openai.start_server")
         if self.output_format == "paper_text" and self.constrained and self.backend != "labels":
             raise ValueError("judge.output_format=paper_text needs judge.constrained=false "
                              "(the JSON schema cannot constrain plain text)")

@@ -198,7 +198,7 @@ def test_two_pass_and_swap_with_gold_labels(manifest: Path, tmp_path: Path):
     assert result.accounting.balanced
     assert (result.accounting.rows_judged, result.accounting.rows_failed) == (3, 7)
     assert "+verify@" in result.prompt_version
-    noise = result.judge_noise
+    noise = result.judge_stats
     # differences of the judged rows: count (1) + omission (2); the faithful row has none
     assert noise["verify_differences"] == 3
     assert noise["verify_disagreements"] == 0
@@ -215,4 +215,4 @@ def test_two_pass_and_swap_with_gold_labels(manifest: Path, tmp_path: Path):
     assert rewards["count"]["stats"]["verify_disagreements"] == 0
     from claimdiff.quality.summary import summarise
 
-    assert "judge noise: verify_differences 3, verify_disagreements 0" in summarise(str(out))
+    assert "judge stats: verify_differences 3, verify_disagreements 0" in summarise(str(out))

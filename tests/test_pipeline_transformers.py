@@ -106,7 +106,7 @@ def test_two_pass_and_swap_through_the_tiny_model(model_dir: Path, manifest: Pat
     run = json.loads((out / "run.json").read_text())
     assert run["accounting"]["balanced"] is True
     assert run["accounting"]["rows_in"] == 6
-    counters, noise = run["counters"], run["judge_noise"]
+    counters, noise = run["counters"], run["judge_stats"]
     assert counters["claimdiff.judge/verify_requests"] >= 1
     assert 0.0 <= noise["verify_disagreement_rate"] <= 1.0
     assert noise["swap_rows"] + noise["swap_failures"] == 6

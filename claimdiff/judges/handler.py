@@ -128,6 +128,10 @@ def decoding_params(config: JudgeConfig) -> DecodingParams:
     )
 
 
+# Token counts a backend may report per answer (`RawAnswer.extra`), summed into counters of the
+# same name: the run's prefix-cache hit rate is cached_prompt_tokens / prompt_tokens.
+TOKEN_COUNTS = ("prompt_tokens", "cached_prompt_tokens", "new_tokens")
+
 # Beam counter names of the events `judge_batch` reports (other events keep their own name).
 COUNTERS = {
     "call": "backend_calls",
@@ -148,6 +152,10 @@ class JudgeModelHandler(ModelHandler[JudgeItem, JudgeResult, JudgeBackend]):
 
     def load_model(self) -> JudgeBackend:
         return build_backend(self._config)
+
+    def share_model_across_processes(self) -> bool:
+        # one vLLM engine per machine (per GPU), however many SDK worker processes it runs
+        return self._config.backend == "vllm" and self._config.vllm.share_across_processes
 
     def batch_elements_kwargs(self) -> dict[str, int]:
         return {
@@ -211,6 +219,9 @@ def answer_all(
                 f"backend {backend.model_id} answered {len(answers)} of {len(pending)} requests")
         still_pending = []
         for index, answer in zip(pending, answers, strict=True):
+            for key in TOKEN_COUNTS:
+                if key in answer.extra:
+                    note(key, int(answer.extra[key]))
             if answer.error is not None:
                 results[index] = Answer(None, answer.text, attempt, answer.finish_reason,
                                         JudgeRequestError.__name__, answer.error)

@@ -95,13 +95,17 @@ def _metrics(
     return counters, distributions
 
 
-def judge_noise(counters: dict[str, int]) -> dict[str, float]:
-    """Per-run judge noise from the handler's counters: verification disagreements and
-    position-swap consistency (README: How the judge decides)."""
+def judge_stats(counters: dict[str, int]) -> dict[str, float]:
+    """Per-run judge statistics from the handler's counters: prefix-cache hits (backends that
+    report token counts), verification disagreements and position-swap consistency."""
     def count(name: str) -> int:
         return counters.get(f"{JUDGE_NAMESPACE}/{name}", 0)
 
     noise: dict[str, float] = {}
+    if count("prompt_tokens"):
+        prompt, cached = count("prompt_tokens"), count("cached_prompt_tokens")
+        noise |= {"prompt_tokens": prompt, "cached_prompt_tokens": cached,
+                  "prefix_cache_hit_rate": cached / prompt}
     if count("verify_requests"):
         checked, disagreed = count("verify_differences"), count("verify_disagreements")
         noise |= {"verify_differences": checked, "verify_disagreements": disagreed,
@@ -173,7 +177,7 @@ def run_judge(
         timings={"pipeline_s": round(pipeline_s, 3),
                  "accounting_s": round(finished - started - pipeline_s, 3)},
         counters=counters,
-        judge_noise=judge_noise(counters),
+        judge_stats=judge_stats(counters),
         distributions=distributions,
         accounting=accounting,
         failure_share=round(share, 6),

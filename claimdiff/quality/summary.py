@@ -42,10 +42,10 @@ def summarise(output: str, *, by: str = "actor_id", examples: int = 3) -> str:
         "",
         "outcomes: " + ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items())),
     ]
-    if run.judge_noise:
-        lines.append("judge noise: " + ", ".join(
+    if run.judge_stats:
+        lines.append("judge stats: " + ", ".join(
             f"{name} {value:.3f}" if isinstance(value, float) and not value.is_integer()
-            else f"{name} {value:g}" for name, value in run.judge_noise.items()))
+            else f"{name} {value:g}" for name, value in run.judge_stats.items()))
     lines.append("")
 
     rows = [dict(zip(rewards, values, strict=True)) for values in zip(*rewards.values(),

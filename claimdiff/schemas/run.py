@@ -46,9 +46,10 @@ class RunManifest(BaseModel):
     pipeline_options: dict[str, Any]
     timings: dict[str, float]
     counters: dict[str, int]
-    judge_noise: dict[str, float] = Field(
+    judge_stats: dict[str, float] = Field(
         default_factory=dict,
-        description="two-pass disagreements and position-swap consistency, where configured")
+        description="prefix-cache hits, two-pass disagreements and position-swap consistency, "
+        "where the backend or the configuration provides them")
     distributions: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="Beam distributions: count, sum, min, max, mean")
     accounting: Accounting
