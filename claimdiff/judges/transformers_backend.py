@@ -96,8 +96,8 @@ class TransformersBackend:
             )
             # The cache is off because xgrammar 0.2.8's cache hasher aborts with
             # "per_rule_fsm_hashes[ref_rule_id].has_value()" on string patterns with a repetition
-            # bound above 128 (the default decoding_schema() has {0,400}); see
-            # mlc-ai/xgrammar#647. We compile once per backend, so the cache buys nothing here.
+            # bound above 128 (mlc-ai/xgrammar#647). decoding_schema() splits its own bounds,
+            # other schemas may not; we compile once per schema, so the cache buys nothing here.
             self._compiler = xgrammar.GrammarCompiler(tokenizer_info, cache_enabled=False)
             self._compiled_grammar = self._grammar(json_schema)
 

