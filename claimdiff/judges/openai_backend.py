@@ -587,11 +587,11 @@ def _stop_process_group(process: subprocess.Popen[bytes], timeout_s: float) -> N
             break  # nobody left in the group
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and _group_alive(pgid):
-            try:
+            # the wait times out while the leader runs; once it is reaped, its children may
+            # still be exiting, so keep polling the group
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=0.1)
-            except subprocess.TimeoutExpired:
-                continue
-            time.sleep(0.1)  # the leader is reaped; its children may still be exiting
+                time.sleep(0.1)
         if not _group_alive(pgid):
             break
     with contextlib.suppress(subprocess.TimeoutExpired):
