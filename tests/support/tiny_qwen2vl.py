@@ -15,6 +15,8 @@ from __future__ import annotations
 import pathlib
 from typing import TYPE_CHECKING
 
+from tests.support.tiny_vlm import train_tokenizer
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
@@ -55,39 +57,11 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
-_CORPUS = [
-    "A brown dog runs across a green field next to a red ball.",
-    "Two people sit on a bench under a large tree in the park.",
-    "The caption says three cats, but the image shows only two cats.",
-    '{"differences": [{"aspect": "count", "judgment": "reference"}], "overall": "tie"}',
-    "A white boat floats on the blue lake while the sun sets behind hills.",
-    "actor_claim reference_claim actor_span reference_span confidence severity detail type",
-]
-
-
 def _build_tokenizer() -> PreTrainedTokenizerFast:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=512,
-        special_tokens=SPECIAL_TOKENS,
-        # Every byte must be a token, or a grammar engine cannot spell arbitrary JSON.
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(_CORPUS, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        eos_token=IM_END,
-        pad_token=PAD_TOKEN,
+    return train_tokenizer(
+        special_tokens=SPECIAL_TOKENS, pad_token=PAD_TOKEN,
         extra_special_tokens=[IM_START, VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD],
-        chat_template=CHAT_TEMPLATE,
-        model_max_length=MAX_POSITIONS,
-    )
+        chat_template=CHAT_TEMPLATE, model_max_length=MAX_POSITIONS)
 
 
 def build_tiny_qwen2vl(out_dir: pathlib.Path, seed: int = 0) -> pathlib.Path:

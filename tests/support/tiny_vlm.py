@@ -51,7 +51,11 @@ _CORPUS = [
 ]
 
 
-def _build_tokenizer() -> PreTrainedTokenizerFast:
+def train_tokenizer(
+    *, special_tokens: list[str], pad_token: str, extra_special_tokens: list[str],
+    chat_template: str, model_max_length: int,
+) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained offline on a few sentences; ChatML end-of-turn is the EOS."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -60,7 +64,7 @@ def _build_tokenizer() -> PreTrainedTokenizerFast:
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=512,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=special_tokens,
         # Every byte must be a token, or a grammar engine cannot spell arbitrary JSON.
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
@@ -69,11 +73,18 @@ def _build_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         eos_token=IM_END,
-        pad_token=PAD_TOKEN,
-        extra_special_tokens=[IM_START, IMAGE_TOKEN],
-        chat_template=CHAT_TEMPLATE,
-        model_max_length=2048,
+        pad_token=pad_token,
+        extra_special_tokens=extra_special_tokens,
+        chat_template=chat_template,
+        model_max_length=model_max_length,
     )
+
+
+def _build_tokenizer() -> PreTrainedTokenizerFast:
+    return train_tokenizer(
+        special_tokens=SPECIAL_TOKENS, pad_token=PAD_TOKEN,
+        extra_special_tokens=[IM_START, IMAGE_TOKEN], chat_template=CHAT_TEMPLATE,
+        model_max_length=2048)
 
 
 def build_tiny_llava(out_dir: pathlib.Path, seed: int = 0) -> pathlib.Path:
