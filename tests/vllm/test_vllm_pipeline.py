@@ -36,16 +36,21 @@ def overrides(model: Path, max_new_tokens: int, **extra: Any) -> dict[str, Any]:
         "judge.vllm.dtype": "float32", "judge.vllm.max_model_len": MAX_MODEL_LEN,
         "judge.vllm.max_num_seqs": 8, "judge.vllm.kv_cache_memory_bytes": KV_CACHE_BYTES,
         "judge.vllm.limit_mm_per_prompt": LIMIT_MM, "judge.vllm.enforce_eager": True,
-        # the in-process runner has one SDK process: nothing to share, and no proxy process
+        # the in-process runner has one SDK process: no need for Beam's shared-model proxy
         "judge.vllm.share_across_processes": False,
         "judge.max_differences": 1, "judge.max_string_chars": 4,
         "judge.max_batch_size": 4, "judge.max_new_tokens": max_new_tokens, **extra,
     }
 
 
-def test_vllm_backend_judges_through_the_pipeline(tiny_qwen_dir, manifest, tmp_path) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["own-engine", "shared-engine"])
+def test_vllm_backend_judges_through_the_pipeline(tiny_qwen_dir, manifest, tmp_path,
+                                                  shared: bool) -> None:
+    """With `shared`, the engine lives behind Beam's multi-process shared-model proxy, as it
+    does by default on a worker machine with several SDK processes."""
     out = tmp_path / "run"
-    result = run(manifest, out, overrides(tiny_qwen_dir, 384))
+    result = run(manifest, out, overrides(
+        tiny_qwen_dir, 384, **{"judge.vllm.share_across_processes": shared}))
 
     assert result.status == "ok"
     assert result.accounting.rows_in == 6
