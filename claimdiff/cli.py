@@ -18,9 +18,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from claimdiff.errors import ClaimdiffError
+from claimdiff.errors import ClaimdiffError, ConfigError, PipelineFailed
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_PIPELINE_FAILED = 0, 1, 2, 3
+_MAX_ERROR_CHARS = 800
 
 JUDGE_EPILOG = """\
 Manifest: JSONL, Parquet or CSV (by extension; .gz etc. allowed), one row per actor caption with
@@ -29,18 +30,19 @@ as metadata. Image paths may be relative to the manifest. A glob reads several m
 
 Outputs under --output: differences/, rewards/, failures/ (Parquet, zstd) and run.json with
 the accounting. The exit status is 1 when the failure share passes run.max_failure_share or the
-accounting does not balance, 2 for usage or configuration errors.
+accounting does not balance, 2 for usage or configuration errors, 3 when the pipeline itself
+failed (run.json is then not written).
 
-Any argument not listed above is a Beam pipeline option, e.g.
+Any argument not listed above must be a Beam pipeline option (others are refused), e.g.
   --runner=DataflowRunner --project=P --region=R --temp_location=gs://b/tmp --setup_file=./setup.py
 
 examples:
   claimdiff judge --manifest data/manifest.jsonl --output out/run1
   claimdiff judge --manifest data/manifest.jsonl --output out/run2 \\
       --judge transformers --model /models/my-vlm --set judge.max_new_tokens=512
-  claimdiff judge --manifest data/manifest.jsonl --output out/run3 \
+  claimdiff judge --manifest data/manifest.jsonl --output out/run3 \\
       --judge vllm --model /models/my-vlm --set judge.vllm.max_model_len=16384
-  claimdiff judge --manifest data/manifest.jsonl --output out/run4 \
+  claimdiff judge --manifest data/manifest.jsonl --output out/run4 \\
       --judge openai --base-url http://127.0.0.1:8000/v1 --model my-vlm
 """
 
@@ -53,14 +55,28 @@ def _parse_set(values: Sequence[str]) -> dict[str, Any]:
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ClaimdiffError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(raw)
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key.strip()}: the value is not valid YAML: {exc}") from exc
     return overrides
+
+
+def _read_config_text(uri: str) -> str:
+    import fsspec
+
+    try:
+        with fsspec.open(uri, "r", encoding="utf-8") as handle:
+            return str(handle.read())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read --config {uri}: {type(exc).__name__}: {exc}") from exc
 
 
 def _judge_parser(sub: argparse._SubParsersAction) -> None:
     judge = sub.add_parser(
-        "judge", help="judge a manifest and write differences, rewards and failures",
+        "judge", allow_abbrev=False,
+        help="judge a manifest and write differences, rewards and failures",
         description="Judge every (image, reference, actor caption) row of a manifest, derive "
         "outcomes, statistics and rewards, and write Parquet shards plus run.json.",
         epilog=JUDGE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,17 +101,13 @@ def _judge_parser(sub: argparse._SubParsersAction) -> None:
                        "multiprocess")
 
 
-def _run_judge(args: argparse.Namespace, beam_args: list[str]) -> int:
+def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list[str]) -> int:
     from claimdiff.config import load_config
     from claimdiff.pipelines.judge import JudgeJob, run_judge
-    from claimdiff.runners.options import pipeline_options
+    from claimdiff.runners.options import check_beam_args, pipeline_options
 
-    text = None
-    if args.config:
-        import fsspec
-
-        with fsspec.open(args.config, "r", encoding="utf-8") as handle:
-            text = handle.read()
+    check_beam_args(beam_args, own_options)
+    text = _read_config_text(args.config) if args.config else None
     overrides = _parse_set(args.set)
     for key, value in (("judge.backend", args.judge), ("judge.model", args.model),
                        ("judge.device", args.device), ("judge.openai.base_url", args.base_url)):
@@ -132,12 +144,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     from claimdiff.config import load_config
     from claimdiff.evaluation import evaluate, render_table, write_report
 
-    config = None
-    if args.config:
-        import fsspec
-
-        with fsspec.open(args.config, "r", encoding="utf-8") as handle:
-            config = load_config(handle.read())
+    config = load_config(_read_config_text(args.config)) if args.config else None
     report = evaluate(args.run, args.gold, config=config, threshold=args.threshold,
                       policy_column=args.policy_column, edit_column=args.edit_column)
     print(render_table(report))
@@ -180,7 +187,8 @@ def _run_schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="claimdiff", description="Claim-level caption judging and rewards for caption RL.")
+        prog="claimdiff", description="Claim-level caption judging and rewards for caption RL.",
+        allow_abbrev=False)
     parser.add_argument("-v", "--verbose", action="store_true", help="log Beam's progress")
     sub = parser.add_subparsers(dest="command", required=True)
     _judge_parser(sub)
@@ -214,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="manifest URI or glob whose `gold` column holds the labels")
     evaluation.add_argument("--config", help="YAML config (default: the run's own, from run.json)")
     evaluation.add_argument("--threshold", type=float, default=0.3,
-                            help="least token-overlap (Jaccard) score for a match (default 0.3)")
+                            help="least match score: the mean token Jaccard of the aspects and "
+                            "of the claims (default 0.3)")
     evaluation.add_argument("--policy-column", default="actor_id",
                             help="column or metadata key naming the policy of a caption")
     evaluation.add_argument("--edit-column", default="edit",
@@ -229,7 +238,39 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("dataset", choices=["differences", "rewards", "failures", "judge"])
     schema.add_argument("--decoding", action="store_true",
                         help="with judge: the schema used for constrained decoding")
+    # No prefix matching: `--runner=X` (a Beam option) must not be taken for `--runner-preset`.
+    for subcommand in sub.choices.values():
+        subcommand.allow_abbrev = False
     return parser
+
+
+_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class _BeamNoise(logging.Filter):
+    """Drops the warnings Beam logs on every run, which say nothing about the job."""
+
+    NOISE = ("apitools not found", "Resource module is not available")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.NOISE)
+
+
+class _NoBeamTracebacks(logging.Formatter):
+    """Beam's records without their tracebacks: a failing stage's error still prints, and the
+    command ends with one line that names it (`-v` keeps everything). The record itself is left
+    alone, for any other handler."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name.startswith("apache_beam") and (record.exc_info or record.stack_info):
+            record = logging.makeLogRecord(
+                {**record.__dict__, "exc_info": None, "exc_text": None, "stack_info": None})
+        return super().format(record)
+
+
+def _own_options(parser: argparse.ArgumentParser, command: str) -> list[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [opt for action in sub.choices[command]._actions for opt in action.option_strings]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -238,10 +279,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rest and args.command != "judge":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+                        format=_LOG_FORMAT)
+    if not args.verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_BeamNoise())
+            handler.setFormatter(_NoBeamTracebacks(_LOG_FORMAT))
     try:
         if args.command == "judge":
-            return _run_judge(args, rest)
+            return _run_judge(args, rest, _own_options(parser, "judge"))
         if args.command == "sample":
             return _run_sample(args)
         if args.command == "show":
@@ -251,6 +296,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "eval":
             return _run_eval(args)
         return _run_schema(args)
+    except PipelineFailed as exc:
+        # One clear line and a distinct status rather than a page of Beam frames.
+        if args.verbose:
+            logging.error("the pipeline failed", exc_info=exc.__cause__ or exc)
+        print(f"claimdiff: error: the pipeline failed: {str(exc)[:_MAX_ERROR_CHARS]}"
+              + ("" if args.verbose else " (-v prints the traceback)"), file=sys.stderr)
+        return EXIT_PIPELINE_FAILED
     except ClaimdiffError as exc:
         print(f"claimdiff: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -262,10 +314,15 @@ def run() -> None:
     One in ten or so read-only commands (`show`, `eval`) died at exit with "terminate called
     without an active exception" (SIGABRT) after all their work was done and printed: a native
     thread of an extension library torn down while joinable. Everything claimdiff writes is
-    closed before `main` returns, so flushing and leaving with `os._exit` is safe and keeps exit
-    codes honest.
+    closed before `main` returns (local judge servers are stopped just below), so flushing and
+    leaving with `os._exit` is safe and keeps exit codes honest.
     """
     code = main()
+    # os._exit below skips atexit and weakref finalizers: stop local judge servers here, and
+    # wait for them (a worker's own death is covered by each server's guard process).
+    from claimdiff.judges.server_guard import stop_all_servers
+
+    stop_all_servers()
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()

@@ -46,8 +46,10 @@ class OpenAIOptions(_Strict):
     """Options of the OpenAI-compatible endpoint backend (`judge.backend: openai`)."""
 
     base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8000/v1")
-    api_key_env: str = Field(default="OPENAI_API_KEY",
-                             description="environment variable holding the API key")
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        description="environment variable holding the API key (required only for server_type "
+        "openai on a non-loopback host)")
     server_type: Literal["vllm", "openai"] = Field(
         default="vllm", description="how to ask for structured output: vLLM's extra_body "
         "structured_outputs, or the OpenAI response_format json_schema")
@@ -59,8 +61,10 @@ class OpenAIOptions(_Strict):
     image_quality: int = Field(default=90, ge=1, le=100)
     start_server: bool = Field(default=False,
                                description="start a local `vllm serve` of judge.model per worker")
-    server_args: list[str] = Field(default_factory=list,
-                                   description="extra `vllm serve` arguments")
+    server_args: list[str] = Field(
+        default_factory=list,
+        description="extra `vllm serve` arguments (never --api-key: the key goes through "
+        "api_key_env)")
 
 
 class JudgeConfig(_Strict):
@@ -99,6 +103,11 @@ class JudgeConfig(_Strict):
         "verification's judgment wins (unless it is uncertain)",
     )
     verify_prompt: str = Field(default="verify", description="verification prompt template")
+    verify_exempt_types: list[str] = Field(
+        default_factory=lambda: ["repetit", "repeat"],
+        description="word prefixes of error types that are not about the image: one-sided "
+        "differences whose claiming side's error type has such a word keep the first judgment "
+        "in two-pass mode (a repeated claim is true, only needless)")
     swap_fraction: float = Field(
         default=0.0, ge=0.0, le=1.0,
         description="share of rows judged again with the captions' roles swapped, to measure "
@@ -111,8 +120,9 @@ class JudgeConfig(_Strict):
     max_new_tokens: int = Field(default=1024, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
     retry_temperature: float = Field(
-        default=0.0, ge=0.0, description="temperature of attempts after an unparsable answer"
-    )
+        default=0.3, ge=0.0,
+        description="temperature of attempts after an unparsable answer (seeded: reruns give "
+        "the same answers); at 0 a retry would repeat the greedy answer it retries")
     seed: int = 0
     max_attempts: int = Field(
         default=2, ge=1, le=10, description="tries per request, the first included"
@@ -156,6 +166,13 @@ class ImageConfig(_Strict):
         default_factory=lambda: ["file", "memory", "s3", "gs", "gcs", "az", "abfs"],
         description="URI schemes images and manifests may use; add http/https explicitly",
     )
+
+
+class ManifestConfig(_Strict):
+    max_text_chars: int = Field(
+        default=50_000, ge=1,
+        description="longest reference or caption accepted; a longer one is a failure row (a "
+        "runaway caption must not fail the judge batch it lands in)")
 
 
 class SeverityConfig(_Strict):
@@ -254,6 +271,7 @@ class RunConfig(_Strict):
 
 class ClaimdiffConfig(_Strict):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    manifest: ManifestConfig = Field(default_factory=ManifestConfig)
     images: ImageConfig = Field(default_factory=ImageConfig)
     severity: SeverityConfig = Field(default_factory=SeverityConfig)
     taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)

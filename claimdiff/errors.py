@@ -18,6 +18,11 @@ class MissingExtraError(ClaimdiffError, ImportError):
         super().__init__(f"{package} is not installed: pip install 'claimdiff[{extra}]'")
 
 
+class PipelineFailed(ClaimdiffError):
+    """The Beam pipeline itself raised (a model that does not load, a runner error); the
+    original exception is chained. No outputs of the run can be trusted."""
+
+
 class ManifestError(ClaimdiffError):
     """A manifest file cannot be read at all (missing, unknown format, unrecoverable syntax)."""
 

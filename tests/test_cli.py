@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from claimdiff.cli import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, main
+from claimdiff.cli import EXIT_OK, EXIT_PIPELINE_FAILED, EXIT_RUN_FAILED, EXIT_USAGE, main
 
 
 def test_help_explains_the_judge_command(capsys):
@@ -79,3 +79,56 @@ def test_console_script_entry_point():
     result = subprocess.run([sys.executable, "-m", "claimdiff.cli", "--help"],
                             capture_output=True, text=True, check=True)
     assert "judge" in result.stdout
+
+
+def test_beam_options_pass_and_typos_are_refused(tmp_path: Path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"image": "missing.png", "reference": "A.", "caption": "B."})
+                        + "\n")
+    base = ["judge", "--manifest", str(manifest), "--set", "run.max_failure_share=1"]
+    # `--runner` is Beam's, not a prefix of claimdiff's `--runner-preset`
+    assert main([*base, "--output", str(tmp_path / "a"), "--runner=FnApiRunner",
+                 "--direct_num_workers=1"]) == EXIT_OK
+    capsys.readouterr()
+    assert main([*base, "--output", str(tmp_path / "b"), "--modle", "/m"]) == EXIT_USAGE
+    assert "--modle /m (did you mean --model?)" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--config", "/nonexistent/c.yaml"], "cannot read --config /nonexistent/c.yaml"),
+    (["--set", "judge.model=["], "--set judge.model: the value is not valid YAML"),
+    (["--judge", "transformers", "--model", "/nonexistent/model"],
+     "judge.model '/nonexistent/model': no such folder"),
+])
+def test_usage_errors_exit_2_with_one_line(tmp_path: Path, capsys, extra: list[str],
+                                           message: str):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("")
+    code = main(["judge", "--manifest", str(manifest), "--output", str(tmp_path / "o"), *extra])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_judge_help_examples_keep_their_lines(capsys):
+    with pytest.raises(SystemExit):
+        main(["judge", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.strip().startswith("--judge vllm --model") for line in lines)
+    assert any(line.strip().startswith("--judge openai --base-url") for line in lines)
+
+
+def test_a_model_that_does_not_load_is_a_failed_pipeline(tmp_path: Path, capsys, write_image,
+                                                         write_manifest):
+    write_image("a.png")
+    manifest = write_manifest([{"image": "a.png", "reference": "A.", "caption": "B."}])
+    (tmp_path / "not-a-model").mkdir()
+    code = main(["judge", "--manifest", str(manifest), "--output", str(tmp_path / "o"),
+                 "--judge", "transformers", "--model", str(tmp_path / "not-a-model")])
+    err = capsys.readouterr().err
+    assert code == EXIT_PIPELINE_FAILED
+    assert err.startswith("claimdiff: error: the pipeline failed: ")
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "run.json").exists()

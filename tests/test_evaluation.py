@@ -6,9 +6,12 @@ Expected numbers are worked out in the comments next to them (weights 1 -> 1.0, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
+import re
 import uuid
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import pytest
 
 from claimdiff.config import ClaimdiffConfig
 from claimdiff.evaluation import (
+    DEFAULT_THRESHOLD,
     EmbeddingScorer,
     EvaluationReport,
     align,
@@ -25,9 +29,10 @@ from claimdiff.evaluation import (
     render_table,
     write_report,
 )
+from claimdiff.evaluation.evaluate import swap_consistency
 from claimdiff.evaluation.join import join
 from claimdiff.evaluation.load import GoldItem, GoldSet, RunOutput, derive_gold
-from claimdiff.evaluation.matching import assign, tokens
+from claimdiff.evaluation.matching import assign, jaccard, match_text, tokens
 from claimdiff.evaluation.metrics import (
     UNMATCHED,
     actor_type,
@@ -39,11 +44,11 @@ from claimdiff.evaluation.metrics import (
     quadratic_kappa,
 )
 from claimdiff.evaluation.ordering import OrderingRow, PresetId, reward_ordering
-from claimdiff.evaluation.report import Detection
+from claimdiff.evaluation.report import Detection, SwapConsistency
 from claimdiff.rewards.taxonomy import TypeMapper
 from claimdiff.sample_data import png_bytes, write_sample
 from claimdiff.schemas.judge import JudgeOutput
-from claimdiff.schemas.rows import DifferenceRow, InputRow, RewardRow, RowStatus
+from claimdiff.schemas.rows import DifferenceRow, InputRow, RewardRow, RowStatus, SwapCheck
 from tests.conftest import diff, gold
 from tests.pipeline_support import run
 
@@ -69,50 +74,97 @@ LAMP = diff("the lamp", None, "A lamp stands next to the sofa.", "reference",
             actor_error=("object_omission", 2))
 
 
-def test_tokens_drop_stopwords_and_fold_plurals():
+def test_tokens_drop_stopwords_fold_plurals_and_spellings():
     assert tokens("The dogs are on the sofa") == {"dog", "sofa"}
     assert tokens("Three berries; a glass") == {"three", "berry", "glass"}
+    assert tokens("Colour of the grey tyres, centred") == tokens(
+        "color of the gray tires, centered")
 
 
-def test_lexical_score_is_jaccard_of_aspect_and_claims():
+def test_lexical_score_is_the_mean_jaccard_of_aspect_and_of_claims():
     a, b = rows(COUNT, CAT)
     assert lexical_score(a, a) == 1.0
-    # {number, dog, three, two} vs {number, dog, two}: 3 / 4
+    # aspects {number, dog} alike: 1; claims {three, dog, two} vs {two, dog}: 2 / 3
     (c,) = rows(diff("Number of dogs", None, "Two dogs.", "reference"))
-    assert lexical_score(a, c) == 0.75
+    assert lexical_score(a, c) == pytest.approx((1 + 2 / 3) / 2)
     assert lexical_score(a, b) == 0.0
 
 
-def test_assign_is_greedy_one_to_one_with_index_tie_breaks():
-    # all four pairs tie: the lower predicted, then lower gold index goes first
-    assert [(m.predicted, m.gold) for m in assign([[0.5, 0.5], [0.5, 0.5]], 0.3)] == [
-        (0, 0), (1, 1)]
-    # the best pair (1, 0) is taken first, so predicted 0 falls back to gold 1
+def test_lexical_score_survives_verbose_gold_and_spelling():
+    (gold_row,) = rows(diff("presence of the triangles", None,
+                            "There are two small pink triangles to the left of the house.",
+                            "reference", actor_error=("object_omission", 2)))
+    (terse,) = rows(diff("triangles", None, "Pink triangles.", "reference"))
+    # aspects {triangle} vs {presence, triangle}: 1/2; claims {pink, triangle} vs
+    # {two, small, pink, triangle, left, house}: 2/6
+    assert lexical_score(terse, gold_row) == pytest.approx((1 / 2 + 2 / 6) / 2)
+    assert lexical_score(terse, gold_row) > DEFAULT_THRESHOLD
+    # the same tokens pooled into one Jaccard: 2/7, a miss
+    pooled = jaccard(tokens(match_text(terse)), tokens(match_text(gold_row)))
+    assert pooled == pytest.approx(2 / 7)
+    assert pooled < DEFAULT_THRESHOLD
+    british, american = rows(
+        diff("colour of the car", "The car is grey.", "The car is blue.", "reference"),
+        diff("color of the car", "The car is gray.", "The car is blue.", "reference"))
+    assert lexical_score(british, american) == 1.0
+    # a shared object word alone does not make a match: another aspect, other claims
+    (car_count,) = rows(diff("number of cars", "There are two cars.", "There is one car.",
+                             "reference"))
+    assert lexical_score(car_count, american) < DEFAULT_THRESHOLD
+
+
+def _brute_force(scores: list[list[float]], threshold: float) -> list[tuple[int, int]]:
+    """The assignment rule by exhaustive search: most matches, best total, earliest pairs."""
+    n_p, n_g = len(scores), len(scores[0]) if scores else 0
+    candidates = [(p, g) for p in range(n_p) for g in range(n_g)
+                  if scores[p][g] > 0 and scores[p][g] >= threshold]
+    best_key: tuple[int, Fraction] = (0, Fraction(0))
+    best: list[tuple[int, int]] = []
+    for k in range(1, min(n_p, n_g) + 1):
+        for chosen in itertools.combinations(candidates, k):
+            if len({p for p, _ in chosen}) < k or len({g for _, g in chosen}) < k:
+                continue
+            pairs = sorted(chosen)
+            key = (k, sum((Fraction(scores[p][g]) for p, g in pairs), Fraction(0)))
+            if key > best_key or (key == best_key and pairs < best):
+                best_key, best = key, pairs
+    return best
+
+
+def test_assign_is_optimal_one_to_one_with_index_tie_breaks():
+    # greedy would take (0, 0) = 0.9 and stop; two matches exist
+    matches = assign([[0.9, 0.8], [0.85, 0.0]], 0.3)
+    assert [(m.predicted, m.gold, m.score) for m in matches] == [(0, 1, 0.8), (1, 0, 0.85)]
+    # more matches beat a higher total: 0.31 + 0.31 (two) over 0.9 (one)
+    matches = assign([[0.9, 0.31], [0.31, 0.0]], 0.3)
+    assert [(m.predicted, m.gold) for m in matches] == [(0, 1), (1, 0)]
+    # as many matches either way: the higher total wins (0.4 + 0.9 over 0.8 + 0.1)
     matches = assign([[0.8, 0.4], [0.9, 0.1]], 0.3)
     assert [(m.predicted, m.gold, m.score) for m in matches] == [(0, 1, 0.4), (1, 0, 0.9)]
+    # all four pairs tie: the earlier pairs (0, 0), then (1, 1)
+    assert [(m.predicted, m.gold) for m in assign([[0.5, 0.5], [0.5, 0.5]], 0.3)] == [
+        (0, 0), (1, 1)]
+    # more predicted than gold (the transposed case) and duplicates: the first one wins
+    assert [(m.predicted, m.gold) for m in assign([[1.0], [1.0], [0.2]], 0.3)] == [(0, 0)]
     # below the threshold, or zero, never matches
     assert assign([[0.29, 0.0]], 0.3) == ()
     assert assign([[0.0]], 0.0) == ()
+    assert assign([], 0.3) == assign([[]], 0.3) == ()
     with pytest.raises(ValueError, match="threshold"):
         assign([[1.0]], 1.5)
 
 
-def test_assign_is_deterministic_and_one_to_one_on_random_matrices():
+def test_assign_matches_exhaustive_search_on_random_matrices():
     rng = random.Random(7)
-    for _ in range(200):
-        n_p, n_g = rng.randint(0, 6), rng.randint(0, 6)
-        # coarse values make ties common
-        scores = [[rng.choice([0.0, 0.25, 0.5, 0.75, 1.0]) for _ in range(n_g)]
-                  for _ in range(n_p)]
+    for _ in range(300):
+        n_p, n_g = rng.randint(0, 5), rng.randint(0, 5)
+        # coarse values make ties common; a few fine ones break them
+        scores = [[rng.choice([0.0, 0.25, 0.5, 0.75, 1.0, 0.31, rng.random()])
+                   for _ in range(n_g)] for _ in range(n_p)]
         first = assign(scores, 0.3)
         assert first == assign(scores, 0.3)
-        assert len({m.predicted for m in first}) == len(first)
-        assert len({m.gold for m in first}) == len(first)
-        assert all(m.score >= 0.3 and m.score == scores[m.predicted][m.gold] for m in first)
-        # greedy leaves no unmatched pair that clears the threshold
-        used_p, used_g = {m.predicted for m in first}, {m.gold for m in first}
-        assert not any(scores[p][g] >= 0.3 for p in range(n_p) for g in range(n_g)
-                       if p not in used_p and g not in used_g)
+        assert [(m.predicted, m.gold) for m in first] == _brute_force(scores, 0.3), scores
+        assert all(m.score == scores[m.predicted][m.gold] for m in first)
 
 
 def test_align_orders_by_difference_index_and_matches_duplicates_once():
@@ -124,6 +176,84 @@ def test_align_orders_by_difference_index_and_matches_duplicates_once():
     assert [(m.predicted, m.gold) for m in alignment.matches] == [(0, 1), (2, 0)]
     assert alignment.unmatched_predicted() == [1]
     assert alignment == align(predicted, golds)
+
+
+# Another judge's wording of a gold difference: aspect head first ("number of dogs" -> "dogs
+# count"), the other spelling (colour/color, grey/gray), and an existence claim cut to its
+# number, colour and noun ("There is a small striped pink triangle to the left of the house." ->
+# "A pink triangle.").
+ASPECT_HEADS = {"number": "count", "presence": "", "position": "location"}
+SPELLING_SWAPS = (("colour", "color"), ("grey", "gray"))
+EXISTENCE = re.compile(
+    r"There (?:is|are) (a |an |one |two |three |four |five |six )?(?:small |large )?"
+    r"(?:plain |striped |polka-dot |checkered )?(.+?)"
+    r" (?:with|covered in|to the|in the|next to|above|below|inside)\b.*")
+
+
+def _swap_spellings(text: str) -> str:
+    for british, american in SPELLING_SWAPS:
+        text = re.sub(rf"\b{british}|\b{american}",
+                      lambda m, b=british, a=american: a if m.group(0) == b else b, text)
+    return text
+
+
+def _terse_claim(claim: str | None) -> str | None:
+    if claim is None:
+        return None
+    found = EXISTENCE.fullmatch(claim)
+    if found:
+        noun = found.group(2)
+        number = (found.group(1) or "").strip()
+        if number in ("", "a", "an"):
+            number = "an" if noun[:1] in "aeiou" else "a"
+        claim = f"{number} {noun}.".capitalize()
+    return _swap_spellings(claim)
+
+
+def _terse_aspect(aspect: str) -> str:
+    found = re.fullmatch(r"(\w+) of (?:the )?(.+)", aspect)
+    if found:
+        head = ASPECT_HEADS.get(found.group(1), found.group(1))
+        aspect = f"{found.group(2)} {head}".strip()
+    return _swap_spellings(aspect)
+
+
+def paraphrase(difference: dict[str, Any]) -> dict[str, Any]:
+    return {**difference, "aspect": _terse_aspect(difference["aspect"]),
+            "actor_claim": _terse_claim(difference["actor_claim"]),
+            "reference_claim": _terse_claim(difference["reference_claim"]),
+            "actor_span": None, "reference_span": None}
+
+
+def test_paraphrase_helpers():
+    assert _terse_aspect("number of dogs") == "dogs count"
+    assert _terse_aspect("colour of the car") == "car color"
+    assert _terse_aspect("presence of the triangle") == "triangle"
+    assert _terse_claim("There is a small pink triangle to the left of the house.") == (
+        "A pink triangle.")
+    assert _terse_claim("There are two large green circles covered in white dots in the top "
+                        "right of the picture.") == "Two green circles."
+    assert _terse_claim("The letters are grey and the car is gray.") == (
+        "The letters are gray and the car is grey.")
+
+
+def test_paraphrased_gold_matches_its_own_gold():
+    # every synthetic gold difference, re-worded as a terse judge would, against all the gold
+    # differences of its image at once: each must match its own original, one to one
+    from claimdiff.synth import generate
+
+    checked = 0
+    for image in generate(40, seed=5):
+        golds = [d for r in image.rows for d in r.record["gold"]["differences"]]
+        originals, paraphrased = rows(*golds), rows(*(paraphrase(d) for d in golds))
+        alignment = align(paraphrased, originals)
+        assert [(m.predicted, m.gold) for m in alignment.matches] == [
+            (i, i) for i in range(len(golds))], [d["aspect"] for d in golds]
+        # alone against its own original, too (one gold difference per synthetic row)
+        for p, g in zip(paraphrased, originals, strict=True):
+            assert lexical_score(p, g) >= DEFAULT_THRESHOLD, (p.aspect, g.aspect)
+        checked += len(golds)
+    assert checked > 100
 
 
 def test_embedding_scorer_is_pluggable_and_caches():
@@ -162,11 +292,12 @@ def test_detection_confusion_and_noise_by_hand():
     # TP: the count pair; predicted: count + hat; gold: count + cat
     assert hal.overall == Detection(true_positives=1, predicted=2, gold=2, precision=0.5,
                                     recall=0.5, f1=0.5)
-    # typed: the count pair disagrees on type, so it is no TP of `count` nor of `color`
+    # typed: the count pair disagrees on type, so it is no TP of `count` nor of `color`; F1 is
+    # 2 TP / (predicted + gold) = 0 for both (a judge that finds nothing scores 0, not n/a)
     assert hal.by_type["count"] == Detection(true_positives=0, predicted=0, gold=1,
-                                             precision=None, recall=0.0, f1=None)
+                                             precision=None, recall=0.0, f1=0.0)
     assert hal.by_type["color"] == Detection(true_positives=0, predicted=1, gold=0,
-                                             precision=0.0, recall=None, f1=None)
+                                             precision=0.0, recall=None, f1=0.0)
     assert hal.by_type["object_existence"].model_dump() == {
         "true_positives": 0, "predicted": 1, "gold": 1, "precision": 0.0, "recall": 0.0,
         "f1": 0.0}
@@ -206,31 +337,68 @@ def test_reward_ordering_by_hand():
     report = reward_ordering(
         [row(0, 0.9), row(1, 0.2, "count"), row(1, 0.9, "color"), row(2, 0.95, "count"),
          row(1, None, "count"), row(1, None, "count", missing=True),
-         row(1, 0.5, sample="t"), row(1, 0.4, sample="t")],  # no cleaner caption in t
+         row(1, 0.5, sample="t"), row(1, 0.4, sample="t"),  # no cleaner caption in t
+         # u: both pairs right; v: one right, one inverted; w: its only pair excluded
+         row(0, 0.8, sample="u"), row(1, 0.1, "count", sample="u"),
+         row(1, 0.3, "color", sample="u"), row(0, 0.6, sample="v"),
+         row(1, 0.5, "color", sample="v"), row(1, 0.7, "count", sample="v"),
+         row(0, None, sample="w"), row(1, 0.2, "count", sample="w")],
         [PresetId("r", "relative", 1)], "test")
     assert (report.gold_pairs, report.samples, report.rows_null_reward,
-            report.rows_missing_from_run) == (5, 1, 1, 1)
+            report.rows_missing_from_run) == (10, 4, 2, 1)
     (preset,) = report.presets
     counts = preset.overall
+    # pairs: s 1 right, 1 tie, 1 inverted, 2 excluded; u 2 right; v 1 right, 1 inverted; w out
     assert (counts.pairs, counts.correct, counts.ties, counts.inverted, counts.excluded) == (
-        3, 1, 1, 1, 2)
-    assert counts.share_correct == pytest.approx(1 / 3)
-    assert preset.by_edit["count"].correct == 1
-    assert preset.by_edit["count"].inverted == 1
-    assert preset.by_edit["color"].ties == 1
+        7, 4, 1, 2, 3)
+    assert counts.share_correct == pytest.approx(4 / 7)
+    # samples: s fails (a tie, an inversion), u passes, v fails, w has no compared pair
+    assert (counts.samples, counts.samples_passed, counts.sample_pass_rate) == (3, 1, 1 / 3)
+    count, color = preset.by_edit["count"], preset.by_edit["color"]
+    assert (count.correct, count.inverted, count.excluded) == (2, 2, 3)
+    # by edit, a sample passes on that edit's pairs alone: s's colour pair ties, u's and v's
+    # colour pairs are right
+    assert (count.samples, count.samples_passed) == (3, 1)
+    assert (color.ties, color.samples, color.samples_passed) == (1, 3, 2)
+
+
+def gold_item(actor: str, index: int) -> GoldItem:
+    """A gold item without differences."""
+    row = InputRow(manifest="m", row_index=index, image="i", image_uri="/i", reference="r",
+                   caption="c", sample_id="s", actor_id=actor, gold="{}")
+    differences, stats = derive_gold(row, JudgeOutput(), CONFIG, TypeMapper(CONFIG.taxonomy))
+    return GoldItem(row, tuple(differences), stats, {})
+
+
+def reward(actor: str, index: int, swap: SwapCheck | None = None) -> RewardRow:
+    """A judged run row."""
+    return RewardRow(run_id="x", sample_id="s", actor_id=actor, manifest="m", row_index=index,
+                     image_uri="/i", status=RowStatus.OK, swap=swap)
+
+
+def test_swap_consistency_is_none_without_differences():
+    def consistency(*checks: SwapCheck) -> SwapConsistency | None:
+        golds = GoldSet(items=[gold_item(f"a{i}", i) for i in range(len(checks))],
+                        rows=len(checks))
+        runs = RunOutput(rewards=[reward(f"a{i}", i, c) for i, c in enumerate(checks)],
+                         differences=[])
+        return swap_consistency(join(golds, runs))
+
+    assert consistency() is None  # no row judged twice: not computed at all
+    # judged twice, but neither position found a difference: nothing to be consistent about
+    assert consistency(SwapCheck(original_differences=0, swapped_differences=0, matched=0,
+                                 judgment_agreements=0)) == SwapConsistency(
+        rows=1, difference_consistency=None, judgment_consistency=None)
+    # 2 * 1 matched / (2 + 1) found; the one matched judgment agrees
+    assert consistency(
+        SwapCheck(original_differences=0, swapped_differences=0, matched=0,
+                  judgment_agreements=0),
+        SwapCheck(original_differences=2, swapped_differences=1, matched=1,
+                  judgment_agreements=1)) == SwapConsistency(
+        rows=2, difference_consistency=2 / 3, judgment_consistency=1.0)
 
 
 def test_join_pairs_duplicates_by_row_index_and_counts_ambiguous():
-    def gold_item(actor: str, index: int) -> GoldItem:
-        row = InputRow(manifest="m", row_index=index, image="i", image_uri="/i", reference="r",
-                       caption="c", sample_id="s", actor_id=actor, gold="{}")
-        differences, stats = derive_gold(row, JudgeOutput(), CONFIG, TypeMapper(CONFIG.taxonomy))
-        return GoldItem(row, tuple(differences), stats, {})
-
-    def reward(actor: str, index: int) -> RewardRow:
-        return RewardRow(run_id="x", sample_id="s", actor_id=actor, row_index=index,
-                         image_uri="/i", status=RowStatus.OK)
-
     golds = GoldSet(items=[gold_item("one", 5), gold_item("dup", 1), gold_item("dup", 2),
                            gold_item("amb", 3), gold_item("amb", 3), gold_item("lost", 4)],
                     rows=6)
@@ -293,13 +461,15 @@ def hand_rows() -> list[dict[str, Any]]:
 
 
 def degraded_rows() -> list[dict[str, Any]]:
-    """Gold with one difference dropped, one judgment flipped and one severity changed."""
+    """Gold with one difference dropped, one judgment flipped and two severities changed."""
     degraded = json.loads(json.dumps(hand_rows()))
     degraded[3]["gold"]["differences"].pop(1)  # mixed: the lamp omission is gone
     color = degraded[5]["gold"]["differences"][0]  # colour: the actor is right after all
     color["judgment"], color["reference_error"] = "actor", color["actor_error"]
     color["actor_error"] = None
     degraded[1]["gold"]["differences"][0]["actor_error"]["severity"] = 2  # count: 3 -> 2
+    # mixed: the reference's sofa colour error, 2 -> 3
+    degraded[3]["gold"]["differences"][1]["reference_error"]["severity"] = 3
     return degraded
 
 
@@ -338,6 +508,10 @@ def assert_perfect(report: EvaluationReport) -> None:
     counts = report.outcome_confusion.counts
     assert all(n == 0 for g, row in counts.items() for p, n in row.items() if g != p)
     assert report.severity.quadratic_kappa == report.severity.exact_agreement == 1.0
+    # sample data may have no reference errors: then no pairs, and no number
+    reference = report.reference_severity
+    assert reference.quadratic_kappa == reference.exact_agreement == (
+        1.0 if reference.pairs else None)
     noise = report.noise
     assert noise.predicted_differences == noise.gold_differences
     assert noise.predicted_unmatched_rate == noise.gold_unmatched_rate == 0.0
@@ -390,6 +564,8 @@ def test_hand_run_against_its_own_gold(hand_run):
     counts = report.outcome_confusion.counts
     assert [counts[x][x] for x in report.outcome_confusion.labels] == [3, 1, 2, 0, 1, 1, 1, 1, 0]
     assert report.reference_error.overall.f1 == 1.0
+    # reference errors with a severity on both sides: the sofa colour and the grass
+    assert report.reference_severity.pairs == 2
 
 
 def test_hand_run_reward_ordering(hand_run):
@@ -403,10 +579,15 @@ def test_hand_run_reward_ordering(hand_run):
     presets = {p.name: p for p in ordering.presets}
     relative = presets["relative"]
     # relative gives both_wrong 0.5 + 0.5 * (1.25 - 1.25) / 1.25 = 0.5, the same as each clean
-    # caption (no differences, or none against either side): 3 ties
+    # caption (no differences, or none against either side): 3 ties, so image B fails and A
+    # (every compared pair correct; the lost row is excluded, not a failure) passes
     assert relative.overall.model_dump() == {
         "pairs": 9, "correct": 6, "ties": 3, "inverted": 0, "excluded": 1,
-        "share_correct": 6 / 9, "share_ties": 3 / 9}
+        "share_correct": 6 / 9, "share_ties": 3 / 9,
+        "samples": 2, "samples_passed": 1, "sample_pass_rate": 0.5}
+    # per edit: B's colour pairs pass on their own, its setting (both_wrong) pairs do not
+    assert {k: (c.samples, c.samples_passed) for k, c in relative.by_edit.items()} == {
+        "color": (2, 2), "count": (1, 1), "object_existence": (1, 1), "scene_setting": (1, 0)}
     assert {k: (c.pairs, c.correct) for k, c in relative.by_edit.items()} == {
         "color": (4, 4), "count": (1, 1), "object_existence": (1, 1),
         "scene_setting": (3, 0)}
@@ -415,6 +596,7 @@ def test_hand_run_reward_ordering(hand_run):
         "2": (7, 4, 3), "3": (2, 2, 0)}
     # actor_only penalises the actor's error in both_wrong: every pair is ordered
     assert presets["actor_only"].overall.share_correct == 1.0
+    assert presets["actor_only"].overall.sample_pass_rate == 1.0
 
 
 def test_degraded_gold_scores_what_it_should(hand_run, tmp_path):
@@ -436,7 +618,7 @@ def test_degraded_gold_scores_what_it_should(hand_run, tmp_path):
     assert omi.overall.f1 == pytest.approx(2 / 3)
     assert omi.by_type["object_existence"].model_dump() == {
         "true_positives": 0, "predicted": 1, "gold": 0, "precision": 0.0, "recall": None,
-        "f1": None}
+        "f1": 0.0}
 
     ref = report.reference_error
     # predicted: brown sofa, grass; gold adds the car colour (the reference was wrong)
@@ -465,6 +647,12 @@ def test_degraded_gold_scores_what_it_should(hand_run, tmp_path):
     assert (severity.pairs, severity.exact_agreement, severity.quadratic_kappa) == (
         4, 0.75, 0.5)
     assert severity.counts["2"]["3"] == 1
+    # matched reference errors (gold, predicted): sofa (3, 2), grass (2, 2); the car colour is
+    # a reference error in gold only. Observed 0.25/2; expected (1*2*0.25 + 1*2*0) / 4 -> 0
+    reference = report.reference_severity
+    assert (reference.pairs, reference.exact_agreement, reference.quadratic_kappa) == (
+        2, 0.5, 0.0)
+    assert reference.counts["3"]["2"] == 1
 
     noise = report.noise
     assert (noise.predicted_differences, noise.gold_differences) == (10, 9)
@@ -503,6 +691,8 @@ def test_report_renders_and_round_trips(hand_run, tmp_path):
     text = render_table(report)
     assert "actor_hallucination" in text
     assert "quadratic-weighted kappa 1.000" in text
+    assert "Severity agreement on matched reference errors: 2 pairs" in text
+    assert "pass rate" in text
     assert "not computed: swap_consistency" in text
     assert max(len(line) for line in text.splitlines()) < 200
     write_report(report, str(tmp_path / "eval.json"))
@@ -549,3 +739,61 @@ def test_bad_gold_rows_are_counted_not_scored(hand_run, tmp_path):
                for p in j.problems)
     assert any("bad.jsonl#11" in p and "caption" in p for p in j.problems)
     assert_perfect(report)
+
+
+# ---- a model's run -------------------------------------------------------------------------
+
+# Bounds that let the tiny random model finish well within its token budget (as in
+# tests/test_pipeline_transformers.py).
+TINY_MODEL = {"judge.backend": "transformers", "judge.max_differences": 1,
+              "judge.max_string_chars": 4, "judge.max_new_tokens": 384,
+              "judge.max_batch_size": 4, "run.max_failure_share": 1.0}
+
+
+def _ratios(value: Any, path: str = "") -> list[tuple[str, float | None]]:
+    """Every rate-like field of a report dump (shares, rates, precision, kappa...), by path."""
+    found: list[tuple[str, float | None]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("precision", "recall", "f1", "exact_agreement", "share_correct",
+                       "share_ties", "sample_pass_rate", "difference_consistency",
+                       "judgment_consistency") or key.endswith("_rate"):
+                found.append((f"{path}.{key}", item))
+            else:
+                found.extend(_ratios(item, f"{path}.{key}"))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(_ratios(item, f"{path}[{index}]"))
+    return found
+
+
+@pytest.mark.slow
+def test_eval_scores_a_tiny_model_run(tmp_path: Path):
+    # the eval path over a real model's output (a random one: its judgments are noise, so the
+    # assertions are about structure and ranges, not values)
+    pytest.importorskip("torch")
+    pytest.importorskip("xgrammar")
+    from claimdiff.synth import write_synthetic
+    from tests.support.tiny_vlm import build_tiny_llava
+
+    model = build_tiny_llava(tmp_path / "model", seed=0)
+    manifest = write_synthetic(str(tmp_path / "data"), n=1, seed=2, edits_per_image=1)
+    run(manifest, tmp_path / "out", {**TINY_MODEL, "judge.model": str(model)}, run_id="tiny")
+    report = evaluate(str(tmp_path / "out"), manifest)
+
+    assert report.config_source == "run.json"
+    j = report.join
+    assert j.gold_items == j.run_rows >= 2
+    assert j.joined_judged + j.joined_failed == j.gold_items
+    assert j.joined_judged >= 1  # the seeded model answers within its bounds
+    assert j.gold_only == j.run_only == j.ambiguous_gold == j.ambiguous_run == 0
+    assert {p.name for p in report.reward_ordering.presets} >= {"relative", "actor_only"}
+    assert report.noise.gold_differences >= 1
+    ratios = _ratios(report.model_dump())
+    assert any(path.endswith(".f1") for path, _ in ratios)
+    assert all(v is None or 0.0 <= v <= 1.0 for _, v in ratios), ratios
+    for severity in (report.severity, report.reference_severity):
+        assert severity.quadratic_kappa is None or -1.0 <= severity.quadratic_kappa <= 1.0
+    assert EvaluationReport.model_validate_json(report.model_dump_json()) == report
+    assert "Reward ordering" in render_table(report)
+

@@ -110,3 +110,41 @@ def test_random_corruption_only_ever_raises_image_error(tmp_path: Path):
         else:
             outcomes["ok"] += 1
     assert outcomes["error"] > 0
+
+
+@pytest.mark.parametrize("warnings_as", ["error", "ignore"])
+def test_corrupt_exif_only_ever_raises_image_error(tmp_path: Path, warnings_as: str):
+    """Corrupt EXIF makes Pillow raise struct.error, KeyError, ... (or warn, outside pytest's
+    warnings-as-errors): whichever, one bad image, never a crashed run."""
+    import random
+    import warnings
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate
+    exif[0x010F] = "camera"
+    buffer = io.BytesIO()
+    Image.effect_noise((24, 24), 40).convert("RGB").save(buffer, format="JPEG",
+                                                          exif=exif.tobytes())
+    source = buffer.getvalue()
+    start = source.index(b"Exif") + 6
+    rng = random.Random(1)
+    loaded = failed = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter(warnings_as)
+        for trial in range(150):
+            data = bytearray(source)
+            for _ in range(rng.randint(1, 4)):
+                data[rng.randrange(start, start + 80)] = rng.randrange(256)
+            try:
+                load_image(_write(tmp_path / f"e{trial}.jpg", bytes(data)), CONFIG)
+            except ImageError:
+                failed += 1
+            else:
+                loaded += 1
+    assert loaded + failed == 150
+    assert failed > 0  # the corruption does reach the EXIF reader
+
+
+def test_hostile_uris_are_image_errors():
+    with pytest.raises(ImageError, match="not readable"):
+        load_image("/tmp/a\x00b.png", CONFIG)

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from claimdiff import ids
-from claimdiff.errors import ConfigError, DisallowedURIError, ManifestRowError
+from claimdiff.errors import ConfigError, DisallowedURIError, ManifestError, ManifestRowError
 from claimdiff.io.manifest import expand_manifests, iter_manifest, manifest_format, validate_row
 from claimdiff.io.uris import resolve, scheme_of
 
@@ -55,7 +55,7 @@ def test_csv_rows_with_wrong_widths_and_empty_optionals(tmp_path: Path):
     assert rows[0] == (0, {"image": "a.png", "reference": "A dog.", "caption": "",
                            "actor_id": None, "split": "train"})
     assert "6 fields, the header has 5" in str(rows[1][1])
-    assert "fewer fields than the header" in str(rows[2][1])
+    assert "row has 2 fields, the header has 5" in str(rows[2][1])
     row = _validate(rows[0][1], manifest=str(path))
     assert row.caption == ""
     assert row.actor_id == ids.actor_id("")
@@ -84,6 +84,18 @@ def test_memory_manifest_and_relative_images():
     row = _validate(record, manifest=manifests[0])
     assert row.image_uri == "memory://bucket/data/img/a.png"
     assert row.sample_id == ids.sample_id("img/a.png", "A red car.")
+
+
+def test_default_sample_ids_follow_the_image_as_written():
+    """Ids survive moving a dataset; `./img/a.png` and `img/a.png` are one image; rows of two
+    manifests stay apart by (manifest, row_index) even where their ids agree."""
+    first = _validate(ROW, manifest="/data/v1/m.jsonl")
+    moved = _validate(ROW, manifest="/mnt/copy/m.jsonl")
+    assert first.sample_id == moved.sample_id
+    assert first.image_uri != moved.image_uri
+    dotted = _validate({**ROW, "image": "./img/x/../a.png"}, manifest="/data/v1/m.jsonl")
+    assert dotted.sample_id == first.sample_id
+    assert (first.manifest, first.row_index) != (moved.manifest, moved.row_index)
 
 
 def test_resolution_and_schemes():
@@ -124,10 +136,104 @@ def test_explicit_ids_and_defaults():
 def test_format_detection():
     assert manifest_format("s3://b/m.jsonl.gz") == "jsonl"
     assert manifest_format("m.PARQUET") == "parquet"
-    assert manifest_format("m.tsv") == "csv"
+    assert manifest_format("m.tsv") == "tsv"
+    assert manifest_format("s3://b/x.tsv.d/m.csv") == "csv"
     with pytest.raises(ConfigError, match="cannot tell the manifest format"):
         manifest_format("m.txt")
+    with pytest.raises(ConfigError, match="compressed Parquet"):
+        manifest_format("m.parquet.gz")
     with pytest.raises(ConfigError, match="no manifest matches"):
         expand_manifests("memory://nothing/here/*.jsonl", SCHEMES)
     with pytest.raises(ConfigError, match="manifest not found"):
         expand_manifests("memory://nothing/here/m.jsonl", SCHEMES)
+
+
+def test_csv_unclosed_quote_loses_no_row(tmp_path: Path):
+    """A quote that never closes would swallow every line after it into one field; the reader
+    reports the line it opened on and reads on from the next line."""
+    path = tmp_path / "m.csv"
+    path.write_text('image,reference,caption\n'
+                    'a.png,A dog.,One dog.\n'
+                    'a.png,"A dog.,broken quote\n'
+                    'b.png,A cat.,One cat.\n'
+                    'c.png,"A bird\nin flight.",One bird.\n'  # a legitimate multi-line cell
+                    'd.png,A fish.,One fish.\n')
+    rows = list(iter_manifest(str(path)))
+    assert [i for i, _ in rows] == [0, 1, 2, 3, 4]
+    assert rows[0][1]["caption"] == "One dog."
+    assert "an unclosed quote?" in str(rows[1][1])
+    assert rows[1][1].raw == 'a.png,"A dog.,broken quote\n'
+    assert [rows[i][1]["image"] for i in (2, 3, 4)] == ["b.png", "c.png", "d.png"]
+    assert rows[3][1]["reference"] == "A bird\nin flight."
+
+
+@pytest.mark.parametrize("tail", [
+    'b.png,A cat.,One cat.\nc.png,"quoted",One fish.\nd.png,A bird.,One bird.\n',  # closes later
+    'b.png,A cat.,One cat.\nc.png,A fish.,One fish.\nd.png,A bird.,One bird.\n',   # never closes
+])
+def test_csv_stray_quote_cannot_merge_rows(tmp_path: Path, tail: str):
+    """A stray quote "closed" by a later cell's quote would merge the lines between into one
+    row of the right width; strict parsing stops there and reading goes on from the next line."""
+    path = tmp_path / "m.csv"
+    path.write_text('image,reference,caption\na.png,"unclosed ref,One dog.\n' + tail)
+    rows = list(iter_manifest(str(path)))
+    assert "not valid CSV" in str(rows[0][1])
+    assert rows[0][1].raw == 'a.png,"unclosed ref,One dog.\n'
+    assert [r["image"] for _, r in rows[1:]] == ["b.png", "c.png", "d.png"]
+    assert [i for i, _ in rows] == [0, 1, 2, 3]
+
+
+def test_csv_bom_bad_bytes_big_cells_and_blank_lines(tmp_path: Path):
+    path = tmp_path / "m.csv"
+    big = "x" * 200_000  # over the csv module's default field limit (128 KiB)
+    huge = "y" * (16 * 2**20 + 1)  # over claimdiff's: a bad row, not a stopped run
+    path.write_bytes("\ufeffimage,reference,caption\n".encode()
+                     + b"a.png,A dog.,\xff\xfe\n"
+                     + b"\n"
+                     + f"a.png,A dog.,{big}\n".encode()
+                     + f"a.png,A dog.,{huge}\n".encode()
+                     + b"b.png,A cat.,One cat.\n")
+    rows = list(iter_manifest(str(path)))
+    assert "not valid UTF-8" in str(rows[0][1])
+    assert rows[1][1]["caption"] == big
+    assert "field larger than field limit" in str(rows[2][1])
+    assert rows[3] == (3, {"image": "b.png", "reference": "A cat.", "caption": "One cat."})
+
+
+def test_tsv_and_repeated_header(tmp_path: Path):
+    path = tmp_path / "m.tsv"
+    path.write_text("image\treference\tcaption\na.png\tA dog, sitting.\tOne dog.\n")
+    assert next(iter(iter_manifest(str(path))))[1]["reference"] == "A dog, sitting."
+    repeated = tmp_path / "r.csv"
+    repeated.write_text("image,caption,caption\na.png,x,y\n")
+    with pytest.raises(ManifestError, match="repeats a column name"):
+        list(iter_manifest(str(repeated)))
+
+
+def test_jsonl_hostile_lines_are_row_errors(tmp_path: Path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes("\ufeff".encode() + json.dumps(ROW).encode() + b"\n"
+                     + b'{"image": "a.png", "reference": "\\ud800", "caption": "x"}\n'
+                     + b"[" * 100_000 + b"\n"
+                     + json.dumps(ROW).encode() + b"\n")
+    rows = list(iter_manifest(str(path)))
+    assert rows[0][1] == ROW  # the BOM is not part of the first key
+    assert "unpaired surrogate" in str(rows[1][1])
+    assert "nested too deeply" in str(rows[2][1])
+    assert rows[3][1] == ROW
+
+
+def test_text_bounds_and_unserialisable_gold():
+    with pytest.raises(ManifestRowError, match=r"over manifest\.max_text_chars=10"):
+        validate_row({**ROW, "caption": "x" * 11}, manifest="/d/m.jsonl", row_index=0,
+                     allowed_schemes=SCHEMES, max_text_chars=10)
+    with pytest.raises(ManifestRowError, match="'gold' is not JSON data"):
+        _validate({**ROW, "gold": {"differences": b"\x00"}})
+
+
+def test_globs_only_match_manifests(tmp_path: Path):
+    (tmp_path / "m.jsonl").write_text(json.dumps(ROW) + "\n")
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"cannot tell the manifest format of .*a\.png"):
+        expand_manifests(str(tmp_path / "*"), SCHEMES)
+    assert expand_manifests(str(tmp_path / "*.jsonl"), SCHEMES) == [str(tmp_path / "m.jsonl")]

@@ -115,6 +115,31 @@ VALID: list[tuple[str, str, JudgeOutput]] = [
      out(overall="tie")),
     ("no-differences-block", "[DIFFERENCE 1]\nNo differences found.\n", out(overall=None)),
     ("no-differences-token", "NO_DIFFERENCES", out(overall=None)),
+    ("keys-with-notes-possessives-and-dashes",
+     "[DIFFERENCE 1]\nASPECT: number of dogs\nCAPTION_A_CLAIM (actor): two dogs\n"
+     "Caption B's claim: one dog\nJUDGMENT (A/B): B\n"
+     "CAPTION_A_ERROR (type | detail | severity): count_mismatch | says two dogs | 3\n"
+     "CAPTION_B_ERROR - NA\n\n[OVERALL_WINNER]\nB\n",
+     out(DOGS)),
+    ("errors-separated-by-dashes-or-commas-and-bulleted-claims",
+     "[DIFFERENCE 1]\nASPECT: number of dogs\nCAPTION_A_CLAIM: - two dogs\n"
+     "CAPTION_B_CLAIM: one dog\nJUDGMENT: B\nCAPTION_A_ERROR: count_mismatch - says two dogs - 3\n"
+     "CAPTION_B_ERROR: NA\n\n[DIFFERENCE 2]\nASPECT: number of dogs\n"
+     "CAPTION_A_CLAIM: two dogs\nCAPTION_B_CLAIM: one dog\nJUDGMENT: B\n"
+     "CAPTION_A_ERROR: count_mismatch, says two dogs, severity 3\nCAPTION_B_ERROR: NA\n\n"
+     "[OVERALL_WINNER]\nB\n",
+     out(DOGS, DOGS)),
+    ("no-differences-were-found", "No significant differences were found.\n", out(overall=None)),
+    ("captions-have-no-differences", "The captions have no differences.\n[OVERALL_WINNER] Tie",
+     out(overall="tie")),
+    ("two-word-type-before-a-severity-and-prose-that-names-a-key",
+     "[DIFFERENCE 1]\nASPECT: number of dogs\nCAPTION_A_CLAIM: two dogs\n"
+     "CAPTION_B_CLAIM: one dog\n\n"
+     "Aspect ratio: the image is wide, which does not matter here.\n"
+     "JUDGMENT: B\nCAPTION_A_ERROR: count mismatch, says two dogs, 3\nCAPTION_B_ERROR: NA\n\n"
+     "[OVERALL_WINNER]\nB\n",
+     out(d("number of dogs", "two dogs", "one dog", "reference",
+           actor_error=("count mismatch", "says two dogs", 3)))),
     ("blocks-win-over-no-difference-prose",
      "There are no differences in colour, only in count.\n" + CANONICAL, out(DOGS)),
 ]
@@ -152,8 +177,22 @@ INVALID: list[tuple[str, str | None, str]] = [
      "difference 1: CAPTION_A_ERROR: severity 'high' is not 1, 2, 3 or NA"),
     ("severity-out-of-range", _block(1, GOOD_BODY + "\nCAPTION_A_ERROR:\nTYPE: x\nSEVERITY: 4"),
      "severity '4'"),
-    ("unreadable-error", _block(1, GOOD_BODY + "\nCAPTION_A_ERROR: count_mismatch, severity 3"),
+    ("unreadable-error", _block(1, GOOD_BODY + "\nCAPTION_A_ERROR: count_mismatch severity 3"),
      "cannot read error"),
+    ("fractional-severity", _block(1, GOOD_BODY + "\nCAPTION_A_ERROR: count_mismatch | x | 2.5"),
+     "severity '2.5'"),
+    ("key-in-an-unknown-shape", _block(1, GOOD_BODY.replace("JUDGMENT: B", "JUDGMENT = B")),
+     "cannot read the key of line 'JUDGMENT = B'"),
+    ("claim-key-in-an-unknown-shape",
+     _block(1, GOOD_BODY.replace("CAPTION_A_CLAIM: two dogs", "Caption A claim => two dogs")),
+     "cannot read the key"),
+    ("no-differences-inside-a-sentence",
+     "Caption A says two dogs while B says one dog; no other visual differences.\n\n"
+     "[OVERALL_WINNER] B", "no \\[DIFFERENCE n\\] blocks"),
+    ("prose-block-ending-in-no-differences",
+     _block(1, GOOD_BODY) + _block(2, "The dog is brown in A but black in B.\n"
+                                     "No other differences."),
+     "difference 2: JUDGMENT is missing"),
     ("error-without-type", _block(1, GOOD_BODY + "\nCAPTION_B_ERROR: detail: wrong; severity: 2"),
      "CAPTION_B_ERROR: has a detail or severity but no type"),
     ("duplicate-key", _block(1, GOOD_BODY + "\nJUDGMENT: A"), "JUDGMENT is given twice"),

@@ -7,8 +7,10 @@ out by hand (weights 1 -> 1.0, 2 -> 1.25, 3 -> 1.6).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from PIL import Image
 
@@ -215,4 +217,99 @@ def test_two_pass_and_swap_with_gold_labels(manifest: Path, tmp_path: Path):
     assert rewards["count"]["stats"]["verify_disagreements"] == 0
     from claimdiff.quality.summary import summarise
 
-    assert "judge stats: verify_differences 3, verify_disagreements 0" in summarise(str(out))
+    assert ("judge stats: verify_requests 3, verify_differences 3, verify_exempt 0, "
+            "verify_disagreements 0") in summarise(str(out))
+
+
+def test_weighted_rewards_by_hand(tmp_path: Path, write_image, write_manifest):
+    """Severity weights change every preset: one actor error of severity 2 (1.25) against one
+    reference error of severity 3 (1.6), on two real differences."""
+    write_image("a.png")
+    answer = gold(
+        diff("sofa colour", None, "The sofa is red.", "reference",
+             actor_error=("color_omission", 2)),
+        diff("number of cats", "There is a cat.", "There are two cats.", "actor",
+             reference_error=("count_mismatch", 3)))
+    manifest = write_manifest([{"image": "a.png", "reference": REF, "caption": "A cat.",
+                                "gold": answer}])
+    run(manifest, tmp_path / "out")
+    [row] = read(tmp_path / "out", "rewards")
+    values = {v["name"]: v["value"] for v in row["rewards"]}
+    actor, reference, denominator = 1.25, 1.6, 1.25 + 1.6  # larger side weight per difference
+    assert values["relative"] == pytest.approx(0.5 + 0.5 * (reference - actor) / denominator)
+    assert values["actor_only"] == pytest.approx(
+        math.exp(-2.0 * actor / denominator) - 0.2 * (1 - math.exp(-actor / 4.0)) + 0.05 * 2 / 8)
+    # lambda_0.5: no hallucination, the omission weighs 1.25
+    assert values["lambda_0.5"] == pytest.approx(math.exp(-(0.5 * 1.25) / 2.0))
+    assert row["stats"]["relative_denominator"] == pytest.approx(denominator)
+
+
+def test_hostile_rows_fail_alone(tmp_path: Path, write_image, write_manifest):
+    """A runaway caption, a NUL byte in a path, a caption that is no text: each fails its own row;
+    the good row next to them is judged."""
+    write_image("a.png")
+    ok = {"image": "a.png", "reference": REF, "caption": "Two dogs.", "gold": gold()}
+    manifest = write_manifest([
+        ok,
+        {**ok, "caption": "dog " * 30_000},
+        {**ok, "image": "a\u0000.png"},
+        {**ok, "caption": {"text": "nested"}},
+    ])
+    result = run(manifest, tmp_path / "out", {"run.max_failure_share": 1.0})
+    assert result.accounting.balanced
+    assert (result.accounting.rows_judged, result.accounting.rows_failed) == (1, 3)
+    failures = {f["row_index"]: f for f in read(tmp_path / "out", "failures")}
+    assert "over manifest.max_text_chars=50000" in failures[1]["message"]
+    assert (failures[2]["stage"], failures[2]["error_class"]) == ("load_image", "ImageError")
+    assert "must be text" in failures[3]["message"]
+
+
+def test_a_backend_that_raises_fails_each_row_of_its_batch(tmp_path: Path, write_image,
+                                                          write_manifest, monkeypatch):
+    """Beam dead-letters a batch whose backend call raises; each of its rows gets a failure row
+    and a null reward, and the accounting still balances."""
+    from claimdiff.judges import handler
+
+    class Broken:
+        model_id = "broken"
+
+        def judge(self, requests, decoding):
+            raise RuntimeError("CUDA error: device-side assert triggered")
+
+    monkeypatch.setattr(handler, "build_backend", lambda config: Broken())
+    write_image("a.png")
+    manifest = write_manifest([{"image": "a.png", "reference": REF, "caption": f"{n} dogs.",
+                                "gold": gold()} for n in range(3)])
+    result = run(manifest, tmp_path / "out", {"run.max_failure_share": 1.0})
+    assert result.accounting.balanced
+    assert (result.accounting.rows_judged, result.accounting.rows_failed) == (0, 3)
+    failures = read(tmp_path / "out", "failures")
+    assert {f["error_class"] for f in failures} == {"RuntimeError"}
+    assert all("failed on the whole batch" in f["message"] and "device-side assert"
+               in f["message"] for f in failures)
+    assert {f["judge_model"] for f in failures} == {"labels"}
+    assert all(r["status"] == "failed" and r["reward"] is None
+               for r in read(tmp_path / "out", "rewards"))
+
+
+def test_accounting_catches_a_row_counted_twice(tmp_path: Path, write_image, write_manifest):
+    """Totals alone would balance a lost row against a duplicated one: identities do not."""
+    import pyarrow.parquet as pq
+
+    from claimdiff.schemas.arrow import arrow_schema
+    from claimdiff.schemas.rows import RewardRow
+
+    write_image("a.png")
+    manifest = write_manifest([
+        {"image": "a.png", "reference": REF, "caption": "Two dogs.", "gold": gold()},
+        {"image": "a.png", "reference": REF, "caption": "Three dogs.", "gold": gold()}])
+    out = tmp_path / "out"
+    run(manifest, out)
+    shard = out / "rewards" / "part-00000-of-00001.parquet"
+    table = pq.read_table(shard)
+    rows = table.to_pylist()
+    rows[1] = {**rows[0], "actor_id": "other"}  # row 0 twice, row 1 lost: 2 ok rows still
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(RewardRow)), shard)
+    accounting = outputs.account(str(out), rows_in=2)
+    assert (accounting.rows_judged, accounting.duplicate_rows) == (2, 1)
+    assert not accounting.balanced

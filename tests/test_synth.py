@@ -1,8 +1,10 @@
 """The synthetic diagnostic generator: deterministic, valid rows, gold that is true of the image.
 
 Gold differences are checked twice: against the scene graph, and against the pixels (colours in
-an object's box, objects counted by occupied column runs, relations by box geometry, the sign's
-word by its glyph mask, the setting by the background colours).
+an object's box, objects counted by occupied column runs, patterns by the white pattern pixels on
+an object's body, relations by box geometry, an inside-object by its container's pixels all
+round it, the sign's word by its glyph mask, the setting by the background colours). Wrong values
+(including the wrong option of a hedge) are checked to be false the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -34,12 +37,13 @@ from claimdiff.schemas.judge import JudgeOutput, Judgment
 from claimdiff.synth import EDIT_KINDS, INTENDED_OUTCOMES, generate, write_synthetic
 from claimdiff.synth.captions import NUMBERS, Place
 from claimdiff.synth.edits import Fact
-from claimdiff.synth.generate import SyntheticImage
-from claimdiff.synth.render import PART_COLORS, PATTERN, render, render_background, text_mask
+from claimdiff.synth.generate import CLEAN, SyntheticImage
+from claimdiff.synth.render import PATTERN, render, render_background, text_mask, texture_tile
 from claimdiff.synth.scene import (
     CANVAS,
     COLORS,
     CONFUSABLE_KINDS,
+    MAIN_AREA_SHARE,
     PARTS,
     SETTINGS,
     SIZES,
@@ -49,8 +53,10 @@ from claimdiff.synth.scene import (
     Scene,
     holds,
     quadrant_of,
+    sample_scene,
     sign_layout,
 )
+from claimdiff.synth.shapes import PART_COLORS, shape
 
 N = 60
 SCHEMES = ("file", "memory")
@@ -76,11 +82,16 @@ def _rows(images: list[SyntheticImage]) -> list[tuple[SyntheticImage, Any]]:
 class Pixels:
     """One rendered image with what the objects cover (pixels that differ from the setting)."""
 
-    def __init__(self, image: SyntheticImage) -> None:
-        self.scene = image.scene
-        self.rgb = np.asarray(Image.open(io.BytesIO(image.png)).convert("RGB"))
-        background = np.asarray(render_background(SETTINGS[image.scene.setting]))
+    def __init__(self, scene: Scene, image: Image.Image) -> None:
+        self.scene = scene
+        self.rgb = np.asarray(image.convert("RGB"))
+        background = np.asarray(render_background(SETTINGS[scene.setting]))
         self.covered = (self.rgb != background).any(axis=2)
+
+    @classmethod
+    def of(cls, image: SyntheticImage) -> Pixels:
+        """The pixels as written (decoded from the PNG bytes), not as rendered in memory."""
+        return cls(image.scene, Image.open(io.BytesIO(image.png)))
 
     def _mask(self, box: Box, entity: Entity | None = None) -> np.ndarray:
         """The pixels of `box` that `entity` itself covers (all covered ones without an entity).
@@ -106,6 +117,39 @@ class Pixels:
         mask = self._mask(box or entity.bbox, entity)
         hits = (self.rgb[mask] == np.array(rgb)).all(axis=1)
         return float(hits.mean()) if hits.size else 0.0
+
+    def area(self, entity: Entity) -> int:
+        """Pixels the entity itself shows (a container's leave out its inside-object's box)."""
+        return int(self._mask(entity.bbox, entity).sum())
+
+    def pattern_matches(self, entity: Entity, texture: str) -> bool:
+        """Whether the white pattern pixels on the entity's body are exactly `texture`'s.
+
+        Only body pixels the entity shows count: not its parts (drawn over the pattern), not an
+        inside-object's box.
+        """
+        assert entity.color is not None
+        own = self._mask(entity.bbox, entity)
+        for box in entity.boxes:
+            body, parts = shape(entity.kind, box.width)
+            visible = np.asarray(body) > 0
+            for part, _ in parts:
+                visible &= ~(np.asarray(part) > 0)
+            visible &= own[box.y0:box.y1, box.x0:box.x1]
+            drawn = (self.rgb[box.y0:box.y1, box.x0:box.x1] == PATTERN).all(axis=2)
+            tile = np.asarray(texture_tile(texture, COLORS[entity.color], box.width))
+            if not np.array_equal(drawn[visible], (tile == PATTERN).all(axis=2)[visible]):
+                return False
+        return True
+
+    def encloses(self, container: Entity, child: Entity) -> bool:
+        """Whether the container's own pixels (its colour or pattern) ring the child's box."""
+        assert container.color is not None
+        b = child.bbox
+        ring = ([(x, y) for x in range(b.x0 - 1, b.x1 + 1) for y in (b.y0 - 1, b.y1)]
+                + [(x, y) for y in range(b.y0, b.y1) for x in (b.x0 - 1, b.x1)])
+        own = {COLORS[container.color], PATTERN}
+        return all(tuple(int(v) for v in self.rgb[y, x]) in own for x, y in ring)
 
     def cell_bbox(self, entity: Entity) -> Box:
         """Bounding box of the covered pixels in the entity's grid cell."""
@@ -189,6 +233,7 @@ def check_truth(scene: Scene, pixels: Pixels, fact: Fact) -> None:
         assert entity.texture == fact.truth
         white = pixels.share(entity, PATTERN)
         assert white == 0.0 if fact.truth == "solid" else white > 0.05
+        assert pixels.pattern_matches(entity, fact.truth)
     elif a == "place":
         assert _holds(scene, fact.subject, fact.truth)
         assert _holds(scene, fact.subject, fact.truth, pixels)
@@ -225,10 +270,21 @@ def check_false(scene: Scene, pixels: Pixels, fact: Fact, value: Any) -> None:
         assert pixels.share(entity, COLORS[value]) == 0.0
     elif a == "count":
         assert len(entity.boxes) != value
+        if entity.container is None:
+            assert pixels.column_runs(entity) != value
     elif a == "word":
         assert not pixels.word_matches(entity, value)
-    elif a in ("size", "texture"):
-        assert getattr(entity, a) != value
+    elif a == "size":
+        assert entity.size != value
+        if entity.container is None:  # the objects' extent is not the wrong size's
+            assert all(pixels.extent(b) > SIZES[value] or pixels.extent(b) < SIZES[value] - 4
+                       for b in entity.boxes)
+    elif a == "texture":
+        assert entity.texture != value
+        # "plain" is false where there are pattern pixels; another pattern is not what is drawn
+        if value == "solid":
+            assert pixels.share(entity, PATTERN) > 0.05
+        assert not pixels.pattern_matches(entity, value)
 
 
 def check_sides(fact: Fact, judgment: Judgment) -> None:
@@ -311,7 +367,10 @@ def test_memory_output_reads_back_as_a_manifest():
     manifest = write_synthetic("memory://synth-test/out", n=5, seed=1, edits_per_image=2)
     assert manifest == "memory://synth-test/out/manifest.jsonl"
     rows = list(iter_manifest(manifest))
-    assert len(rows) == 5 * 3
+    # the clean caption and two edits per image, plus a clean row per both-wrong sample
+    expected = [r.record for image in generate(5, seed=1, edits_per_image=2) for r in image.rows]
+    assert [record for _, record in rows] == json.loads(json.dumps(expected))
+    assert len(rows) >= 5 * 3
     for index, record in rows:
         assert isinstance(record, dict)
         row = validate_row(record, manifest=manifest, row_index=index, allowed_schemes=SCHEMES)
@@ -337,20 +396,70 @@ def test_rows_validate(images: list[SyntheticImage], tmp_path: Path):
 
 def test_every_edit_kind_appears(images: list[SyntheticImage]):
     counts = Counter(row.record["edit"] for _, row in _rows(images))
-    assert set(counts) == {*EDIT_KINDS, "none"}
+    assert set(counts) == {*EDIT_KINDS, "none", "clean_vs_wrong_reference"}
     assert counts["none"] == N
-    # kinds are balanced: each close to its share of the edited rows
-    assert min(counts[k] for k in EDIT_KINDS) >= N * 3 // len(EDIT_KINDS) * 0.9
+    # kinds are balanced: each close to its share of the edited rows (the clean captions of
+    # both-wrong samples are clean_vs_wrong_reference rows on top). The kinds few scenes allow lag a
+    # little: wrong_setting needs a named setting without background details (~30% of scenes).
+    edited = Counter(row.record["edit"] for _, row in _rows(images)
+                     if row.record["actor_id"] != CLEAN)
+    assert min(edited[k] for k in EDIT_KINDS) >= N * 3 // len(EDIT_KINDS) * 0.8
+
+
+def _samples(image: SyntheticImage) -> dict[str, list[dict[str, Any]]]:
+    by_sample: dict[str, list[dict[str, Any]]] = {}
+    for row in image.rows:
+        by_sample.setdefault(row.record["sample_id"], []).append(row.record)
+    return by_sample
 
 
 def test_one_clean_row_per_image_with_no_differences(images: list[SyntheticImage]):
     for image in images:
         clean = [r.record for r in image.rows if r.edit is None]
         assert len(clean) == 1
-        assert clean[0]["actor_id"] == "clean"
+        assert clean[0]["actor_id"] == CLEAN
+        assert clean[0]["sample_id"] == f"synth-0-{image.index:05d}"
         assert clean[0]["gold"] == {"differences": [], "overall": "tie"}
         assert clean[0]["edit_severity"] == 0
-        assert len({r.record["actor_id"] for r in image.rows}) == len(image.rows)
+
+
+def test_actor_ids_name_the_edit_and_are_unique_per_sample(images: list[SyntheticImage]):
+    for image in images:
+        for records in _samples(image).values():
+            actors = [r["actor_id"] for r in records]
+            assert len(set(actors)) == len(actors)
+            assert all(a == CLEAN or a == f"edit-{r['edit']}" for a, r in zip(actors, records,
+                                                                             strict=True))
+
+
+def test_a_corrupted_reference_is_its_own_sample(images: list[SyntheticImage]):
+    # both_wrong gets the clean caption under the same wrong reference, so the ordering check
+    # compares the two; reference_error / reference_hallucination rows are themselves clean
+    kinds: Counter[str] = Counter()
+    for image in images:
+        (clean,) = (r.record for r in image.rows if r.edit is None)
+        for sample, records in _samples(image).items():
+            if sample == clean["sample_id"]:
+                assert all(r["reference"] == clean["reference"] for r in records)
+                continue
+            assert re.fullmatch(rf"{clean['sample_id']}-r\d", sample)
+            edited = next(r for r in records if r["actor_id"] != CLEAN)
+            kinds[edited["edit"]] += 1
+            assert edited["edit"] in ("both_wrong", "reference_error", "reference_hallucination")
+            assert edited["reference"] != clean["reference"]
+            if edited["edit"] != "both_wrong":
+                assert len(records) == 1
+                continue
+            (counterpart,) = (r for r in records if r["actor_id"] == CLEAN)
+            assert counterpart["caption"] == clean["caption"]
+            assert counterpart["reference"] == edited["reference"]
+            assert counterpart["edit"] == "clean_vs_wrong_reference"
+            assert counterpart["edit_outcome"] == "reference_error"
+            (a,), (b,) = counterpart["gold"]["differences"], edited["gold"]["differences"]
+            assert (a["aspect"], a["reference_claim"]) == (b["aspect"], b["reference_claim"])
+            assert (a["judgment"], b["judgment"]) == ("actor", "both_wrong")
+            assert a["reference_error"]["severity"] == b["actor_error"]["severity"]
+    assert set(kinds) == {"both_wrong", "reference_error", "reference_hallucination"}
 
 
 def test_captions_carry_no_template_leftovers(images: list[SyntheticImage]):
@@ -395,7 +504,7 @@ def test_outcomes_are_as_intended(images: list[SyntheticImage]):
         d = gold.differences[0]
         assert d.confidence == 1.0
         outcomes = outcomes_of(difference_kind(d.actor_claim, d.reference_claim), d.judgment)
-        assert outcomes == INTENDED_OUTCOMES[row.record["edit"]]
+        assert outcomes == INTENDED_OUTCOMES[row.edit.kind]
         assert row.record["edit_outcome"] == "+".join(o.value for o in outcomes)
         expected_overall = {Judgment.ACTOR: "actor", Judgment.REFERENCE: "reference",
                             Judgment.BOTH_WRONG: "tie"}[d.judgment]
@@ -463,7 +572,7 @@ def _words(fact: Fact, value: Any) -> str | None:
 def test_gold_is_true_of_the_image(images: list[SyntheticImage]):
     checked: Counter[str] = Counter()
     for image in images:
-        pixels = Pixels(image)
+        pixels = Pixels.of(image)
         for row in image.rows:
             if row.edit is None:
                 continue
@@ -475,20 +584,23 @@ def test_gold_is_true_of_the_image(images: list[SyntheticImage]):
                                         d["reference_span"])):
                 if value is None:
                     continue
-                if not fact.hedged and value != fact.truth:
-                    check_false(image.scene, pixels, fact, value)
-                for v in value if fact.hedged and isinstance(value, tuple) else (value,):
+                options = value if fact.hedged and isinstance(value, tuple) else (value,)
+                # a hedge names the truth and one wrong option: that option must be false too
+                for wrong in (v for v in options if v != fact.truth):
+                    check_false(image.scene, pixels, fact, wrong)
+                    checked[f"false {fact.attribute}{' (hedged)' if fact.hedged else ''}"] += 1
+                for v in options:
                     word = _words(fact, v)
                     assert word is None or (word.lower() in claim.lower()
                                             and word.lower() in span.lower()), (claim, span)
             checked[fact.attribute] += 1
     assert {"existence", "count", "color", "size", "texture", "place", "word", "setting",
-            "part"} <= set(checked)
+            "part", "false texture", "false color (hedged)", "false count (hedged)"} <= set(checked)
 
 
 def test_pixels_agree_with_the_scene_graph(images: list[SyntheticImage]):
     for image in images:
-        pixels = Pixels(image)
+        pixels = Pixels.of(image)
         for entity in image.scene.entities:
             if entity.container is None:
                 found = pixels.cell_bbox(entity)
@@ -501,6 +613,44 @@ def test_pixels_agree_with_the_scene_graph(images: list[SyntheticImage]):
             else:
                 assert entity.color is not None
                 assert pixels.share(entity, COLORS[entity.color]) > 0.1
+
+
+def test_inside_objects_are_enclosed_by_their_container(images: list[SyntheticImage]):
+    inside = 0
+    for image in images:
+        pixels = Pixels.of(image)
+        for child in (e for e in image.scene.entities if e.container is not None):
+            container = image.scene.get(child.container or "")
+            assert holds("inside", child.bbox, container.bbox)
+            # in the pixels: what the child draws lies in its box, and the container's own
+            # colour or pattern surrounds that box on every side
+            drawn = pixels._mask(child.bbox, child)
+            assert drawn.any()
+            ys, xs = np.nonzero(drawn)
+            found = Box(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            assert found.within(child.bbox)
+            assert found.within(pixels.cell_bbox(container))
+            assert pixels.encloses(container, child)
+            inside += 1
+    assert inside >= 3
+
+
+SALIENCE_SCENES = 300
+
+
+def test_main_group_is_the_only_large_one_and_covers_the_most_pixels():
+    # over many seeds: severity 3 for the main subject must be visible, not only stated
+    shares = []
+    for index in range(SALIENCE_SCENES):
+        scene = sample_scene(random.Random(f"salience/{index}"), index)
+        pixels = Pixels(scene, render(scene))
+        groups = [e for e in scene.entities if not e.is_sign]
+        main = scene.get(scene.main)
+        assert main.size == "large"
+        assert all(g.size == "small" for g in groups if g.key != scene.main)
+        others = [pixels.area(g) for g in groups if g.key != scene.main]
+        shares.append(max(others) / pixels.area(main))
+    assert max(shares) <= MAIN_AREA_SHARE
 
 
 def test_gold_derives_to_the_intended_statistics(images: list[SyntheticImage], tmp_path: Path):

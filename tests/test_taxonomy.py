@@ -30,6 +30,14 @@ def test_builtin_mapping(label: str | None, expected: C):
     assert TypeMapper(TaxonomyConfig()).canonical(label) is expected
 
 
+@pytest.mark.parametrize("label", ["pattern_mismatch", "pattern_error", "wrong_pattern",
+                                   "Pattern Hallucination", "texture_omission",
+                                   "stripes_error", "Patterned"])
+def test_patterns_are_material(label: str):
+    # a pattern is the visible side of a material (the synthetic scenes' textures are patterns)
+    assert TypeMapper(TaxonomyConfig()).canonical(label) is C.MATERIAL
+
+
 def test_configured_synonyms_win():
     mapper = TypeMapper(TaxonomyConfig(synonyms={"Logo Error": C.TEXT_OCR, "count": C.OTHER}))
     assert mapper.canonical("logo_error") is C.TEXT_OCR

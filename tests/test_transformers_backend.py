@@ -136,6 +136,40 @@ def test_tiny_budget_reports_length_and_invalid_json(backend, requests) -> None:
             json.loads(answer.text, strict=False)
 
 
+def test_prompt_past_the_context_fails_alone(backend, requests) -> None:
+    """A runaway prompt is refused on its own (with its size); the rest of its batch is answered
+    exactly as without it."""
+    decoding = Decoding(max_new_tokens=COMPLETE_TOKENS)
+    runaway = JudgeRequest(key="long", prompt="dog " * 9000, image=requests[0].image)
+    answers = backend.judge([requests[0], runaway, requests[1]], decoding)
+    assert answers[1].text is None
+    assert answers[1].error is not None
+    assert "does not fit the model's context of 8192 tokens" in answers[1].error
+    alone = backend.judge([requests[0], requests[1]], decoding)
+    assert [a.text for a in (answers[0], answers[2])] == [a.text for a in alone]
+
+
+def test_a_prompt_near_the_context_does_not_shrink_its_batch_mates(backend, requests) -> None:
+    """A prompt whose answer the context would cut is generated on its own, with the room it has;
+    its batch-mates keep their whole budget (the same answers as without it)."""
+    decoding = Decoding(max_new_tokens=COMPLETE_TOKENS)
+
+    def length(prompt: str) -> int:
+        request = JudgeRequest(key="n", prompt=prompt, image=requests[0].image)
+        return int(backend._inputs([request])["attention_mask"].sum())
+
+    base, per_word = length(""), length("dog " * 100) - length("")
+    words = (8192 - 20 - base) * 100 // per_word  # leaves room for about 20 new tokens
+    near = JudgeRequest(key="near", prompt="dog " * words, image=requests[0].image)
+    room = 8192 - length(near.prompt)
+    assert 0 < room < COMPLETE_TOKENS
+    answers = backend.judge([requests[0], near, requests[1]], decoding)
+    assert answers[1].extra["max_tokens"] == str(room)
+    alone = backend.judge([requests[0], requests[1]], decoding)
+    assert [a.text for a in (answers[0], answers[2])] == [a.text for a in alone]
+    assert {a.extra["max_tokens"] for a in alone} == {str(COMPLETE_TOKENS)}
+
+
 def test_text_only_request_in_mixed_batch(backend, requests) -> None:
     text_only = JudgeRequest(key="t", prompt="Actor: a dog. Reference: a cat.")
     decoding = Decoding(max_new_tokens=COMPLETE_TOKENS)

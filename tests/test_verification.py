@@ -5,6 +5,7 @@ answers, as a model would give them)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 import pytest
@@ -19,6 +20,7 @@ from claimdiff.judges.verification import (
     Claim,
     claims_of,
     combine,
+    exempt_differences,
     implied_judgment,
     parse_verification,
     render_claims,
@@ -119,7 +121,11 @@ class Scripted:
         for request in requests:
             self.prompts.append(request.prompt)
             if "<claims>" in request.prompt:
-                assert decoding.json_schema is not None
+                # the request's schema names exactly the claims its prompt asks about
+                assert request.json_schema is not None
+                asked = re.findall(r"^(\d+[AR]): ", request.prompt, re.MULTILINE)
+                positions = request.json_schema["properties"]["verdicts"]["prefixItems"]
+                assert [p["properties"]["claim_id"]["const"] for p in positions] == asked
                 answers.append(RawAnswer(text=self._verifications.pop(0)))
             else:
                 answers.append(RawAnswer(text=self._judge))
@@ -169,3 +175,24 @@ def test_invalid_verification_fails_the_row_after_retries():
     assert result.raw_output == '{"verdicts": []}'
     assert result.error is not None
     assert result.error.startswith("verification: verification must decide claims")
+
+
+def test_only_one_sided_non_visual_errors_escape_verification():
+    def difference(actor: str | None, reference: str | None, actor_type: str | None = None,
+                   reference_type: str | None = None) -> dict:
+        def error(t: str | None) -> dict | None:
+            return None if t is None else {"type": t, "detail": "", "severity": 1}
+
+        return {"aspect": "x", "actor_claim": actor, "reference_claim": reference,
+                "judgment": "reference", "actor_error": error(actor_type),
+                "reference_error": error(reference_type)}
+
+    output = JudgeOutput.model_validate({"differences": [
+        difference("A dog. A dog.", None, "repetition_redundancy"),  # exempt
+        difference(None, "It is red.", reference_type="repeated_claim"),  # exempt
+        difference("Two dogs.", "One dog.", "repetition_redundancy"),  # a conflict: verified
+        difference("A cat.", None, "redundant_detail"),  # no word starts with a key: verified
+        difference("A cat.", None, None, "repetition_redundancy"),  # the silent side's: verified
+    ]})
+    assert exempt_differences(output, ["repetit", "repeat"]) == {0, 1}
+    assert exempt_differences(output, []) == set()

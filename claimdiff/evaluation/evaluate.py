@@ -30,10 +30,11 @@ def swap_consistency(joined: Joined) -> SwapConsistency | None:
     found = sum(c.original_differences + c.swapped_differences for c in checks)
     matched = sum(c.matched for c in checks)
     agreed = sum(c.judgment_agreements for c in checks)
+    # no differences in either position: nothing to be consistent about, so no number
     return SwapConsistency(
         rows=len(checks),
-        difference_consistency=2 * matched / found if found else 1.0,
-        judgment_consistency=agreed / matched if matched else None)
+        difference_consistency=metrics.ratio(2 * matched, found),
+        judgment_consistency=metrics.ratio(agreed, matched))
 
 
 def policy_of(item: GoldItem, column: str) -> str:
@@ -125,7 +126,8 @@ def evaluate(
         reference_error=metrics.detection(
             alignments, metrics.is_reference_error, metrics.reference_type),
         outcome_confusion=metrics.confusion(alignments),
-        severity=metrics.severity_agreement(alignments),
+        severity=metrics.severity_agreement(alignments, metrics.actor_severity),
+        reference_severity=metrics.severity_agreement(alignments, metrics.reference_severity),
         noise=metrics.noise_rates(alignments),
         policy_column=policy_column,
         policies=metrics.policy_balance(

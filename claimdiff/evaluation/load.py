@@ -116,7 +116,7 @@ def gold_decoding(config: ClaimdiffConfig) -> DecodingParams:
     """
     from claimdiff.judges.handler import decoding_params  # imports Beam: only when needed
 
-    return decoding_params(config.judge)
+    return decoding_params(config.judge, config.images.max_side)
 
 
 def derive_gold(row: InputRow, output: JudgeOutput, config: ClaimdiffConfig,

@@ -46,16 +46,19 @@ def ratio(numerator: float, denominator: float) -> float | None:
 def prf(true_positives: int, predicted: int, gold: int) -> Detection:
     """Precision, recall, F1 from counts; a ratio over zero is None.
 
+    F1 is 2 TP / (predicted + gold), the harmonic mean of precision and recall where both exist.
+    Its denominator is zero only when neither side has a positive: a judge that finds nothing
+    where gold has errors (or flags errors gold does not have) scores F1 = 0, not "n/a".
+
     >>> prf(1, 2, 1).f1
     0.6666666666666666
+    >>> prf(0, 0, 3).f1, prf(0, 0, 3).precision, prf(0, 0, 0).f1
+    (0.0, None, None)
     """
-    precision, recall = ratio(true_positives, predicted), ratio(true_positives, gold)
-    if precision is None or recall is None:
-        f1 = None
-    else:
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return Detection(true_positives=true_positives, predicted=predicted, gold=gold,
-                     precision=precision, recall=recall, f1=f1)
+                     precision=ratio(true_positives, predicted),
+                     recall=ratio(true_positives, gold),
+                     f1=ratio(2 * true_positives, predicted + gold))
 
 
 def is_hallucination(row: DifferenceRow) -> bool:
@@ -167,13 +170,28 @@ def quadratic_kappa(pairs: Sequence[tuple[int, int]],
     return 1.0 - observed / expected
 
 
-def severity_agreement(alignments: Iterable[Alignment]) -> SeverityAgreement:
-    """Actor severities of matched pairs where both rows say the actor erred."""
+def actor_severity(row: DifferenceRow) -> int | None:
+    return row.actor_severity
+
+
+def reference_severity(row: DifferenceRow) -> int | None:
+    return row.reference_severity
+
+
+def severity_agreement(alignments: Iterable[Alignment],
+                       severity_of: Callable[[DifferenceRow], int | None] = actor_severity
+                       ) -> SeverityAgreement:
+    """Severities of one side on matched pairs where both rows say that side erred.
+
+    A row has a side's severity exactly when that side erred (`derive`), so `actor_severity`
+    scores matched actor errors and `reference_severity` matched reference errors.
+    """
     pairs = [
-        (g.actor_severity, p.actor_severity)
+        (gold, predicted)
         for a in alignments for m in a.matches
-        for p, g in [(a.predicted[m.predicted], a.gold[m.gold])]
-        if p.actor_severity is not None and g.actor_severity is not None
+        for predicted, gold in [(severity_of(a.predicted[m.predicted]),
+                                 severity_of(a.gold[m.gold]))]
+        if predicted is not None and gold is not None
     ]
     counts = {str(g): {str(p): 0 for p in SEVERITIES} for g in SEVERITIES}
     for g, p in pairs:

@@ -6,13 +6,21 @@ gold actor errors (hallucinations + omissions) are the *clean* ones, every capti
 reward is strictly higher. Ties are counted on their own: a preset that cannot tell the two
 apart has not ranked them. A pair where either reward is null (the run failed on that row, or
 the run has no row) is excluded and counted, never scored as a loss.
+
+Two rates per preset, overall and per breakdown (edit kind, severity):
+- pairs: `share_correct` = correct pairs / compared pairs;
+- samples: `sample_pass_rate` = samples that pass / samples with a compared pair, where a sample
+  passes when every one of its compared pairs (in that breakdown) is correct; one tie or
+  inversion fails it. This is "the share of images where the preset ranks the cleaner caption
+  above the edited one": a sample is one (image, reference) pair, so an image judged against a
+  corrupted reference too (the synthetic `-r` samples) counts once per reference.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from claimdiff.evaluation.report import OrderingCounts, PresetOrdering, RewardOrdering
 
@@ -42,24 +50,31 @@ class _Tally:
     ties: int = 0
     inverted: int = 0
     excluded: int = 0
+    # sample id -> whether every compared pair of it so far is correct
+    samples: dict[str, bool] = field(default_factory=dict)
 
-    def add(self, clean: float | None, edited: float | None) -> None:
+    def add(self, sample_id: str, clean: float | None, edited: float | None) -> None:
         if clean is None or edited is None:
-            self.excluded += 1
-        elif clean > edited:
+            self.excluded += 1  # no verdict: neither passes nor fails the sample
+            return
+        if clean > edited:
             self.correct += 1
         elif clean == edited:
             self.ties += 1
         else:
             self.inverted += 1
+        self.samples[sample_id] = self.samples.get(sample_id, True) and clean > edited
 
     def counts(self) -> OrderingCounts:
         pairs = self.correct + self.ties + self.inverted
+        passed = sum(self.samples.values())
         return OrderingCounts(
             pairs=pairs, correct=self.correct, ties=self.ties, inverted=self.inverted,
             excluded=self.excluded,
             share_correct=self.correct / pairs if pairs else None,
-            share_ties=self.ties / pairs if pairs else None)
+            share_ties=self.ties / pairs if pairs else None,
+            samples=len(self.samples), samples_passed=passed,
+            sample_pass_rate=passed / len(self.samples) if self.samples else None)
 
 
 def gold_pairs(rows: Sequence[OrderingRow]) -> list[tuple[OrderingRow, OrderingRow]]:
@@ -92,7 +107,7 @@ def reward_ordering(rows: Sequence[OrderingRow], presets: Sequence[PresetId],
         for clean, edited in pairs:
             a, b = _value(clean, preset.name), _value(edited, preset.name)
             for tally in (overall, by_edit[edited.edit], by_severity[str(edited.severity)]):
-                tally.add(a, b)
+                tally.add(clean.sample_id, a, b)
         results.append(PresetOrdering(
             name=preset.name, kind=preset.kind, version=preset.version,
             overall=overall.counts(),

@@ -17,7 +17,9 @@ class Detection(BaseModel):
     gold: int = Field(description="gold differences that are positive")
     precision: float | None = Field(description="true_positives / predicted")
     recall: float | None = Field(description="true_positives / gold")
-    f1: float | None = Field(description="2PR / (P + R); 0 when P + R = 0")
+    f1: float | None = Field(
+        description="2 TP / (predicted + gold), i.e. 2PR / (P + R) where both exist; 0 when "
+        "nothing matched but either side has positives, None only when neither has any")
 
 
 class ErrorDetection(BaseModel):
@@ -40,7 +42,7 @@ class ConfusionMatrix(BaseModel):
 
 
 class SeverityAgreement(BaseModel):
-    """Actor severities of matched pairs where both sides say the actor erred."""
+    """One side's severities on matched pairs where both rows say that side erred."""
 
     pairs: int
     exact_agreement: float | None
@@ -75,7 +77,11 @@ class PolicyBalance(BaseModel):
 
 
 class OrderingCounts(BaseModel):
-    """Cleaner-vs-edited pairs of one preset: the cleaner caption's reward strictly higher?"""
+    """Cleaner-vs-edited pairs of one preset: the cleaner caption's reward strictly higher?
+
+    Pair counts say how often a preset orders two captions right; sample counts say for how many
+    images (samples) it orders every caption right, the issue's "share of images".
+    """
 
     pairs: int = Field(description="pairs compared (both rewards present)")
     correct: int = Field(description="cleaner caption rewarded strictly higher")
@@ -84,6 +90,10 @@ class OrderingCounts(BaseModel):
     excluded: int = Field(description="pairs left out: a reward is null or missing")
     share_correct: float | None = Field(description="correct / pairs")
     share_ties: float | None = Field(description="ties / pairs")
+    samples: int = Field(description="samples with at least one compared pair")
+    samples_passed: int = Field(
+        description="samples whose compared pairs are all correct (a tie fails)")
+    sample_pass_rate: float | None = Field(description="samples_passed / samples")
 
 
 class PresetOrdering(BaseModel):
@@ -128,8 +138,9 @@ class SwapConsistency(BaseModel):
     """Position-swap consistency over the scored rows the run judged in both positions."""
 
     rows: int
-    difference_consistency: float = Field(
-        description="2 * matched / (original + swapped differences): same differences found")
+    difference_consistency: float | None = Field(
+        description="2 * matched / (original + swapped differences): same differences found; "
+        "None when neither position found any")
     judgment_consistency: float | None = Field(
         description="matched differences whose mirrored judgment agrees / matched")
 
@@ -145,7 +156,8 @@ class EvaluationReport(BaseModel):
     actor_omission: ErrorDetection
     reference_error: ErrorDetection
     outcome_confusion: ConfusionMatrix
-    severity: SeverityAgreement
+    severity: SeverityAgreement = Field(description="on matched actor errors")
+    reference_severity: SeverityAgreement = Field(description="on matched reference errors")
     noise: NoiseRates
     policy_column: str = Field(description="actor_id or the metadata column grouped by")
     policies: list[PolicyBalance]
@@ -199,7 +211,8 @@ def _detection_rows(name: str, detection: ErrorDetection) -> list[list[str]]:
 def _ordering_rows(preset: PresetOrdering) -> list[list[str]]:
     def cells(label: str, c: OrderingCounts) -> list[str]:
         return [label, str(c.pairs), str(c.correct), str(c.ties), str(c.inverted),
-                str(c.excluded), _num(c.share_correct)]
+                str(c.excluded), _num(c.share_correct), str(c.samples), str(c.samples_passed),
+                _num(c.sample_pass_rate)]
 
     rows = [cells(f"{preset.name} ({preset.kind} v{preset.version})", preset.overall)]
     rows.extend(cells(f"  edit {k}", c) for k, c in preset.by_edit.items())
@@ -235,9 +248,11 @@ def render_table(report: EvaluationReport) -> str:
         [[SHORT_LABELS.get(g, g), *(str(report.outcome_confusion.counts[g][p]) for p in labels)]
          for g in labels])
 
-    s = report.severity
-    out += ["", f"Severity agreement on matched actor errors: {s.pairs} pairs, exact "
-            f"{_num(s.exact_agreement)}, quadratic-weighted kappa {_num(s.quadratic_kappa)}"]
+    out.append("")
+    for side, s in (("actor", report.severity), ("reference", report.reference_severity)):
+        out.append(f"Severity agreement on matched {side} errors: {s.pairs} pairs, exact "
+                   f"{_num(s.exact_agreement)}, quadratic-weighted kappa "
+                   f"{_num(s.quadratic_kappa)}")
     n = report.noise
     out += [
         "",
@@ -259,9 +274,11 @@ def render_table(report: EvaluationReport) -> str:
     o = report.reward_ordering
     out += ["", f"Reward ordering: cleaner caption above each edited one ({o.gold_pairs} gold "
             f"pairs over {o.samples} samples; rows with null rewards: {o.rows_null_reward}, "
-            f"missing from the run: {o.rows_missing_from_run}; edit: {o.edit_source})"]
+            f"missing from the run: {o.rows_missing_from_run}; edit: {o.edit_source})",
+            "share: correct / pairs; samples passed: every pair of the sample correct"]
     if o.presets:
-        out += _table(["preset", "pairs", "correct", "ties", "inverted", "excluded", "share"],
+        out += _table(["preset", "pairs", "correct", "ties", "inverted", "excluded", "share",
+                       "samples", "passed", "pass rate"],
                       [row for preset in o.presets for row in _ordering_rows(preset)])
     else:
         out.append("(no rewards in the run)")

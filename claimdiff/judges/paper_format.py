@@ -28,55 +28,67 @@ Accepted grammar (everything is line based; CRLF/CR line ends are normalised):
   Markdown heading marks, bullets and `**`/`__` around it are allowed. Text after a bracketed
   header on the same line is read as if it were the next line. The number is used in error
   messages only: blocks are kept in document order.
-* Key line: `KEY: value` at the start of a line (after optional `#`, a bullet `- * • +` or `1.`
-  / `1)`, and markdown emphasis around the key, e.g. `**ASPECT:**` or `**ASPECT**:`). Keys are
-  case-insensitive and spaces, hyphens and underscores are interchangeable. Known keys (aliases in
-  brackets): ASPECT; CAPTION_A_CLAIM (CLAIM_A, A_CLAIM); CAPTION_B_CLAIM (CLAIM_B, B_CLAIM);
-  JUDGMENT (JUDGEMENT, VERDICT); CAPTION_A_ERROR (ERROR_A, A_ERROR); CAPTION_B_ERROR (ERROR_B,
-  B_ERROR); OVERALL_WINNER (WINNER). Under an error key only: TYPE (ERROR_TYPE), DETAIL (DETAILS,
-  ERROR_DETAIL), SEVERITY (ERROR_SEVERITY). Only the first colon splits a line, so
-  `CAPTION_A_CLAIM: a sign reading JUDGMENT: A` is a claim. Any other UPPER_CASE key of 3+
-  characters, or any emphasised key (`**Reasoning:**`), is an unknown key: ignored, but it ends
-  the value before it. Other `word: text` lines are plain text.
+* Key line: `KEY: value` at the start of a line (after optional `#`, a bullet `- * • +` or `1.` /
+  `1)`, and markdown emphasis around the key, e.g. `**ASPECT:**` or `**ASPECT**:`). Keys are
+  case-insensitive, spaces, hyphens and underscores are interchangeable, a possessive is dropped
+  (`Caption A's claim`), and a note in brackets may follow the key (`CAPTION_A_CLAIM (actor):`,
+  `JUDGMENT [A/B]:`). After a known difference key, ` - ` separates like the colon (`CAPTION_B_ERROR
+  - NA`). A line that starts with a difference key followed by another separator (`JUDGMENT = B`,
+  `Caption A claim => two dogs`) fails the answer rather than being read as prose; a key word
+  followed by more words (`Aspect ratio: ...`) is prose. Known keys (aliases in brackets): ASPECT;
+  CAPTION_A_CLAIM (CLAIM_A, A_CLAIM); CAPTION_B_CLAIM (CLAIM_B, B_CLAIM); JUDGMENT (JUDGEMENT,
+  VERDICT); CAPTION_A_ERROR (ERROR_A, A_ERROR); CAPTION_B_ERROR (ERROR_B, B_ERROR); OVERALL_WINNER
+  (WINNER). Under an error key only: TYPE (ERROR_TYPE), DETAIL (DETAILS, ERROR_DETAIL), SEVERITY
+  (ERROR_SEVERITY). Only the first colon splits a line, so `CAPTION_A_CLAIM: a sign reading
+  JUDGMENT: A` is a claim. Any other UPPER_CASE key of 3+ characters, or any emphasised key
+  (`**Reasoning:**`), is an unknown key: ignored, but it ends the value before it. Other `word:
+  text` lines are plain text.
 * Values: ASPECT, the claims and DETAIL continue over the following plain-text lines until a
   blank line, a key or a header (joined with single spaces). The other keys take one line; a key
   with nothing after the colon takes the next line if it is plain text. A value wrapped in
   double quotes is taken literally (quotes removed, no further interpretation); otherwise a
   markdown emphasis wrapper (`**x**`, `*x*`, `` `x` ``) is removed.
-* Claims: empty, `NA`, `N/A`, `None`, `null`, `-`, `—`, `(none)` (optionally followed by
-  punctuation and a comment, e.g. `None (not mentioned)`) or a phrase starting `not mentioned`,
-  `not stated`, `not described`, `not specified`, `no claim`, `no mention`, `silent`, `omitted`
-  mean that caption is silent (null). `None of the dogs ...` is a claim.
+* Claims: a leading bullet (`- two dogs`) is layout and dropped. Empty, `NA`, `N/A`, `None`, `null`,
+  `-`, `—`, `(none)` (optionally followed by punctuation and a comment, e.g. `None (not mentioned)`)
+  or a phrase starting `not mentioned`, `not stated`, `not described`, `not specified`, `no claim`,
+  `no mention`, `silent`, `omitted` mean that caption is silent (null). `None of the dogs ...` is a
+  claim.
 * JUDGMENT: `A` -> actor, `B` -> reference, `both_wrong`, `both_supported` (spaces or hyphens
   instead of the underscore are fine), `uncertain` / `unclear` / `unknown` / `undetermined` /
   `cannot (be) determine(d)` / `can't determine` -> uncertain; an optional `Caption ` prefix;
   after the value only the end of the line or punctuation (`(`, `[`, `:`, `;`, `,`, `.`, `!`, a
   dash) and then anything: `A (the image shows two dogs)` is A, `A and B agree` is rejected.
 * Errors (CAPTION_A_ERROR / CAPTION_B_ERROR): `NA`-like (as for claims, plus `no error(s)`) is no
-  error. Otherwise one of: `type | detail | severity` (first part the type, last part the
-  severity, everything in between, `|` included, the detail; with two parts `type | severity`
-  when the second looks like a severity, else `type | detail`); `type: x; detail: y;
-  severity: 2` (labels in any order, separated by `;`, `,` or `|`; must start the value); a
-  bare `type` (a bare value mentioning `severity` is rejected rather than stored as a type); or
-  the value empty with `TYPE:` / `DETAIL:` / `SEVERITY:` sub-lines after the key (they may also
-  complete an inline value; the same field given both ways differently is an error). A type that
-  is NA-like with no detail and no severity is no error; NA-like details are empty.
-* Severity: `1`, `2` or `3`, optionally `/3`, a parenthesised note or a severity word
+  error. Otherwise one of: `type | detail | severity` (first part the type, last part the severity,
+  everything in between, `|` included, the detail; with two parts `type | severity` when the second
+  looks like a severity, else `type | detail`); `type: x; detail: y; severity: 2` (labels in any
+  order, separated by `;`, `,` or `|`; must start the value); `type - detail - severity` or `type,
+  detail, severity` when the type is one word, or up to three words before a severity (the severity
+  part may be left out, or read `severity 3`); a bare `type` (a bare value mentioning `severity` is
+  rejected rather than stored as a type); or the value empty with `TYPE:` / `DETAIL:` / `SEVERITY:`
+  sub-lines after the key (they may also complete an inline value; the same field given both ways
+  differently is an error). A type that is NA-like with no detail and no severity is no error;
+  NA-like details are empty.
+* Severity: `1`, `2` or `3` (not `2.5`), optionally `/3`, a parenthesised note or a severity word
   (`3 (major)`, `2 - secondary`, `1 minor`); `NA`-like or empty -> null.
 * Overall: a `[OVERALL_WINNER]` header with the value after it on the same line or on the next
   non-blank line, or an `OVERALL_WINNER:` key line. `A` -> actor, `B` -> reference, `Tie` /
   `draw` / `tied` / `equal` -> tie (same trailing rules as JUDGMENT). Missing -> null. The
   overall ends the current difference block.
-* Zero blocks: accepted (empty list) only when the text says so (`no differences`, `no notable
-  visual differences`, `0 differences`, `NO_DIFFERENCES`); a block with no keys whose text says
-  so is dropped the same way.
+* Zero blocks: accepted (empty list) only when a line of the text says so and nothing else (`No
+  differences.`, `There are no notable visual differences.`, `No significant differences were
+  found.`, `The captions have no differences.`, `0 differences`, `NO_DIFFERENCES`); a block with no
+  keys whose every line says so is dropped the same way. The same words inside a longer sentence
+  ("...; no other differences") do not count: such an answer fails rather than losing what the
+  sentence described.
 
-Errors (`JudgeOutputError`; the whole answer fails, no block is dropped silently): an empty
-answer; no blocks and no no-difference statement; a difference key before the first header; a
-key given twice in one block; a block without ASPECT or JUDGMENT, with an unknown JUDGMENT or
-with neither claim; an unrecognised severity or overall value; conflicting OVERALL_WINNER values;
-an `[OVERALL_WINNER]` without a value; an error with a detail or severity but no type. Schema
-violations (lengths, more than 64 differences) come from `JudgeOutput.model_validate`.
+Errors (`JudgeOutputError`; the whole answer fails, no block is dropped silently): an empty answer;
+no blocks and no no-difference statement; a line shaped like a key that cannot be read; a difference
+key before the first header; a key given twice in one block; a block without ASPECT or JUDGMENT,
+with an unknown JUDGMENT or with neither claim; an unrecognised severity or overall value;
+conflicting OVERALL_WINNER values; an `[OVERALL_WINNER]` without a value; an error with a detail or
+severity but no type. Schema violations (lengths, more than 64 differences) come from
+`JudgeOutput.model_validate`.
 """
 
 from __future__ import annotations
@@ -148,9 +160,24 @@ _BARE_HEADER = re.compile(
     + r"\s*(?:[:.)\-–—]" + _EMPH + r"(?P<rest>.*))?$",
     re.IGNORECASE,
 )
+# a note after a key is part of the key line: `CAPTION_A_CLAIM (actor):`, `JUDGMENT [A/B]:`
+_KEY_NOTE = r"(?:\s*(?:\([^()]{0,40}\)|\[[^\[\]]{0,40}\]))?"
 _KEY_LINE = re.compile(
-    _PREFIX + r"(?P<emph>[*_`]*)\s*(?P<key>[A-Za-z][A-Za-z0-9 _/-]{0,39}?)\s*" + _EMPH
-    + r"\s*[:：]" + _EMPH + r"\s*(?P<value>.*)$"
+    _PREFIX + r"(?P<emph>[*_`]*)\s*(?P<key>[A-Za-z][A-Za-z0-9 _/'’-]{0,39}?)" + _KEY_NOTE
+    + r"\s*" + _EMPH + r"\s*[:：]" + _EMPH + r"\s*(?P<value>.*)$"
+)
+# `CAPTION_A_CLAIM - two dogs`: a dash separates too, but only after a known key
+_DASH_KEY_LINE = re.compile(
+    _PREFIX + r"(?P<emph>[*_`]*)\s*(?P<key>[A-Za-z][A-Za-z0-9 _/'’-]{0,39}?)" + _KEY_NOTE
+    + r"\s*" + _EMPH + r"\s+[-–—]\s+" + _EMPH + r"(?P<value>.*)$"
+)
+# the start of a line that names a difference key, however it is dressed: a line starting so
+# that is not read as a key is an answer in a shape this parser does not know, not prose
+_KEYISH = re.compile(
+    _PREFIX + r"[*_`]*\s*(?:caption[\s_-]*[ab](?:'s|’s)?[\s_-]*(?:claim|error)|claim[\s_-]*[ab]"
+    r"|error[\s_-]*[ab]|judge?ment|aspect|overall[\s_-]*winner)" + _KEY_NOTE
+    + r"[*_`]*\s*(?:=>?|->|→|::)",
+    re.IGNORECASE,
 )
 _UNKNOWN_KEY = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
 
@@ -175,20 +202,29 @@ _OVERALL_VALUE = re.compile(
     r"^(?:caption[\s_-]*)?(?P<v>a|b|tie|tied|draw|equal)" + _TOKEN_END, re.IGNORECASE
 )
 _SEVERITY_VALUE = re.compile(
-    r"^(?:severity\s*[:=]?\s*)?(?P<n>[123])(?:\s*/\s*3)?(?:$|\s*[(\[:;,.!]|\s*[-–—]|\s+(?:minor"
+    r"^(?:severity\s*[:=]?\s*)?(?P<n>[123])(?![.,]\d)(?:\s*/\s*3)?(?:$|\s*[(\[:;,.!]|\s*[-–—]|\s+(?:minor"
     r"|moderate|medium|major|low|high|severe|critical|peripheral|secondary|primary|stylistic)\b)",
     re.IGNORECASE,
 )
 _ERROR_LABEL = re.compile(r"\b(?P<label>type|details?|severity)\s*[:=]\s*", re.IGNORECASE)
+# A statement that there is nothing to list, standing on its own line ("No differences.", "There
+# are no visual differences between the captions."): part of a longer sentence it says nothing
+# about what was left out ("...; no other differences").
 _NO_DIFFERENCES = re.compile(
-    r"\b(?:no|zero|0)[\s_]+(?:[a-z-]+[\s_]+){0,3}?differences?\b", re.IGNORECASE
+    r"^[-*#>\s]*(?:(?:there\s+(?:are|were|is)|i\s+(?:found|see)|found"
+    r"|(?:the\s+)?(?:two\s+)?captions?\s+(?:have|has|show|contain))\s+)?"
+    r"(?:no|zero|0)[\s_]+(?:[a-z-]+[\s_]+){0,3}?differences?\b"
+    r"(?:\s+(?:(?:were|was|are|is)\s+)?(?:found|detected|identified))?"
+    r"(?:\s+between\s+(?:the\s+)?(?:two\s+)?captions?)?[\s.!*_]*$",
+    re.IGNORECASE,
 )
 _WRAPPERS = ("**", "__", "*", "_", "`")
 _TRIM = " \t*_`\"'()[]<>"
 
 
 def _canonical_key(raw: str) -> str:
-    return re.sub(r"[\s/_-]+", "_", raw.strip().upper()).strip("_")
+    key = re.sub(r"['’]S\b", "", raw.strip().upper())  # "Caption A's claim"
+    return re.sub(r"[\s/_-]+", "_", key).strip("_")
 
 
 def _strip_emphasis(value: str) -> str:
@@ -271,6 +307,10 @@ def _header_line(line: str) -> _Line | None:
 def _key_line(line: str, in_error: bool) -> _Line | None:
     match = _KEY_LINE.match(line)
     if not match:
+        dashed = _DASH_KEY_LINE.match(line)
+        if dashed and _ALIASES.get(_canonical_key(dashed["key"])) in _DIFFERENCE_KEYS:
+            match = dashed
+    if not match:
         return None
     raw_key, value = match["key"].strip(), match["value"].strip()
     key = _ALIASES.get(_canonical_key(raw_key))
@@ -286,7 +326,12 @@ def _key_line(line: str, in_error: bool) -> _Line | None:
 def _classify(line: str, in_error: bool) -> _Line:
     if not line:
         return _Line("blank")
-    return _header_line(line) or _key_line(line, in_error) or _Line("text", value=line)
+    parsed = _header_line(line) or _key_line(line, in_error)
+    if parsed is not None:
+        return parsed
+    if _KEYISH.match(line):
+        raise JudgeOutputError(f"cannot read the key of line {line[:80]!r}")
+    return _Line("text", value=line)
 
 
 class _Scanner:
@@ -411,7 +456,7 @@ def _joined(lines: list[str] | None) -> str:
 
 
 def _claim(lines: list[str] | None) -> str | None:
-    value = _joined(lines)
+    value = re.sub(r"^[-*•]\s+", "", _joined(lines))  # a bullet before the value is layout
     if _is_quoted(value):
         return value[1:-1] or None  # literal: `"None"` is the claim "None"
     if _is_none(value) or _SILENT_PHRASE.match(_strip_emphasis(value).strip(_TRIM)):
@@ -479,6 +524,28 @@ def _piped_error(value: str) -> dict[str, str]:
     return {TYPE: type_.strip(), DETAIL: detail.strip(), SEVERITY: last.strip()}
 
 
+_SEPARATOR = re.compile(r"\s+[-–—]\s+|\s*[,;]\s+")
+
+
+def _separated_error(value: str) -> dict[str, str] | None:
+    """`count_mismatch - two vs one - 3` or `count_mismatch, two vs one, 3`: a label, then the
+    detail, then (where the last part reads as one) the severity. The label is one word, or up to
+    three (`count mismatch, two vs one, 3`) where a severity ends the value: without one, a
+    spaced first part is as likely a sentence as a label."""
+    cuts = list(_SEPARATOR.finditer(value))
+    if not cuts:
+        return None
+    type_ = value[: cuts[0].start()]
+    last = value[cuts[-1].end():]
+    severity_last = _looks_like_severity(last) and bool(last.strip())
+    if len(type_.split()) > (3 if severity_last else 1):
+        return None
+    if severity_last:
+        detail = value[cuts[0].end(): cuts[-1].start()] if len(cuts) > 1 else ""
+        return {TYPE: type_.strip(), DETAIL: detail.strip(), SEVERITY: last.strip()}
+    return {TYPE: type_.strip(), DETAIL: value[cuts[0].end():].strip()}
+
+
 def _inline_error(value: str, where: str) -> dict[str, str]:
     value = _strip_emphasis(value.strip())
     if _is_none(value) or _NO_ERROR_PHRASE.match(_token(value)):
@@ -488,6 +555,9 @@ def _inline_error(value: str, where: str) -> dict[str, str]:
         return _labelled_error(value, where)
     if "|" in value:
         return _piped_error(value)
+    separated = _separated_error(value)
+    if separated is not None:
+        return separated
     if re.search(r"\bseverity\b", value, re.IGNORECASE):
         # "count_mismatch, severity 3": an encoding we do not read; do not store it as a type
         raise JudgeOutputError(
@@ -539,7 +609,8 @@ def _difference(block: _Block) -> dict[str, Any]:
 
 def _is_no_difference_block(block: _Block) -> bool:
     """`[DIFFERENCE 1]` followed only by "No differences found.": an explicit empty answer."""
-    return not block.fields and any(_NO_DIFFERENCES.search(line) for line in block.text)
+    return (not block.fields and bool(block.text)
+            and all(_NO_DIFFERENCES.match(line) for line in block.text))
 
 
 def _overall(values: list[str]) -> str | None:
@@ -585,7 +656,8 @@ def parse_paper_text(text: str | None) -> JudgeOutput:
         raise JudgeOutputError("empty answer")
     scan = _scan(text)
     blocks = [block for block in scan.blocks if not _is_no_difference_block(block)]
-    if not scan.blocks and not _NO_DIFFERENCES.search(text):
+    if not scan.blocks and not any(_NO_DIFFERENCES.match(line.strip())
+                                   for line in text.splitlines()):
         raise JudgeOutputError(
             "answer has no [DIFFERENCE n] blocks and does not say there are no differences"
         )

@@ -5,9 +5,12 @@ row's cache key, so reruns pick the same rows) the judge also sees the reference
 place and the actor caption in the reference's place. The swapped answer is mirrored back
 (claims, spans and errors change sides; `actor` <-> `reference` judgments swap) and compared with
 the original:
-- differences found: one-to-one matches by the token overlap of aspect + claims (the matcher of
-  `claimdiff eval`), so `difference_consistency` = 2 * matched / (original + swapped);
-- judgments: of the matched differences, the share whose mirrored judgment equals the original.
+- differences found: one-to-one matches by the matcher of `claimdiff eval` (token overlap of
+  aspects and of claims, optimal assignment), so `difference_consistency` = 2 * matched /
+  (original + swapped);
+- judgments: of the matched differences, the share whose mirrored judgment gives the same
+  outcomes as the original (an actor-only claim judged `both_wrong` in one position and
+  `reference` in the other is an actor hallucination both times: they agree).
 The swapped answer is diagnostic only: it never changes outcomes or rewards, and a swapped call
 that fails validation is counted (`swap_failures`), not turned into a failed row.
 """
@@ -16,11 +19,12 @@ from __future__ import annotations
 
 import hashlib
 
-from claimdiff.evaluation.matching import assign, jaccard, tokens
+from claimdiff.evaluation.matching import DEFAULT_THRESHOLD, assign, lexical_score
+from claimdiff.rewards.outcomes import difference_kind, outcomes_of
 from claimdiff.schemas.judge import JudgedDifference, JudgeOutput, Judgment, Overall
-from claimdiff.schemas.rows import SwapCheck
+from claimdiff.schemas.rows import Outcome, SwapCheck
 
-MATCH_THRESHOLD = 0.3
+MATCH_THRESHOLD = DEFAULT_THRESHOLD
 _MIRROR_JUDGMENT = {Judgment.ACTOR: Judgment.REFERENCE, Judgment.REFERENCE: Judgment.ACTOR}
 _MIRROR_OVERALL = {Overall.ACTOR: Overall.REFERENCE, Overall.REFERENCE: Overall.ACTOR}
 
@@ -48,18 +52,18 @@ def mirror(output: JudgeOutput) -> JudgeOutput:
     return JudgeOutput(differences=differences, overall=overall)
 
 
-def _text(difference: JudgedDifference) -> str:
-    return " ".join(p for p in (difference.aspect, difference.actor_claim,
-                                difference.reference_claim) if p)
+def _outcomes(difference: JudgedDifference) -> tuple[Outcome, ...]:
+    kind = difference_kind(difference.actor_claim, difference.reference_claim)
+    return outcomes_of(kind, difference.judgment)
 
 
 def compare(original: JudgeOutput, mirrored: JudgeOutput) -> SwapCheck:
     """How far the mirrored swapped answer agrees with the original one."""
-    left = [tokens(_text(d)) for d in original.differences]
-    right = [tokens(_text(d)) for d in mirrored.differences]
-    matches = assign([[jaccard(a, b) for b in right] for a in left], MATCH_THRESHOLD)
+    scores = [[lexical_score(a, b) for b in mirrored.differences] for a in original.differences]
+    matches = assign(scores, MATCH_THRESHOLD)
     agreements = sum(
         1 for m in matches
-        if original.differences[m.predicted].judgment == mirrored.differences[m.gold].judgment)
-    return SwapCheck(original_differences=len(left), swapped_differences=len(right),
+        if _outcomes(original.differences[m.predicted]) == _outcomes(mirrored.differences[m.gold]))
+    return SwapCheck(original_differences=len(original.differences),
+                     swapped_differences=len(mirrored.differences),
                      matched=len(matches), judgment_agreements=agreements)

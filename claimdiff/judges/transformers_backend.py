@@ -1,8 +1,9 @@
 """A judge backend that runs a Hugging Face image-text-to-text model in-process.
 
 One `judge()` call is one batched, left-padded `generate()`. When a JSON schema is given, decoding
-is constrained by xgrammar's logits processor; the schema is compiled once per backend, but the
-processor holds per-sequence matcher state, so a fresh one is built for every `generate()` call.
+is constrained by xgrammar's logits processor, one grammar per row (a request may bring its own
+schema); grammars are compiled once per distinct schema, but the processor holds per-sequence
+matcher state, so a fresh one is built for every `generate()` call.
 
 torch, transformers and xgrammar are imported lazily so that the rest of claimdiff (and other
 backends) work without them.
@@ -20,6 +21,10 @@ from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer
 
 if TYPE_CHECKING:
     import torch
+
+
+# Compiled grammars kept (a few ms to compile one verification schema, far more for the judge's).
+_MAX_GRAMMARS = 512
 
 
 def _require(module: str) -> Any:
@@ -69,6 +74,9 @@ class TransformersBackend:
             model, dtype=torch_dtype, trust_remote_code=trust_remote_code
         )
         self._model.to(self._device).eval()
+        text_config = getattr(self._model.config, "text_config", None) or self._model.config
+        context = getattr(text_config, "max_position_embeddings", None)
+        self._context: int | None = int(context) if context else None
 
         gen_config = self._model.generation_config
         self._eos_ids = _as_id_list(gen_config.eos_token_id) or _as_id_list(
@@ -106,10 +114,37 @@ class TransformersBackend:
         return self._model_name
 
     def judge(self, requests: Sequence[JudgeRequest], decoding: Decoding) -> list[RawAnswer]:
+        """One batched `generate`, except for prompts the context leaves too little room.
+
+        A prompt that does not fit the context fails alone. One whose answer budget the context
+        would cut (prompt + max_new_tokens > context) is generated on its own with what room it
+        has: in the batch its length would shrink every row's budget (the budget of a left-padded
+        batch is the context minus its longest prompt), making answers depend on batch-mates.
+        """
         if not requests:
             return []
-        torch = self._torch
+        answers: list[RawAnswer | None] = [None] * len(requests)
+        everything = list(range(len(requests)))
+        inputs = self._inputs(requests)
+        fits, tight = [], []
+        for i, n in enumerate(inputs["attention_mask"].sum(dim=1).tolist()):
+            if self._context is None or n + decoding.max_new_tokens <= self._context:
+                fits.append(i)
+            elif n < self._context:
+                tight.append(i)
+            else:
+                answers[i] = RawAnswer(
+                    text=None, error=f"prompt of {n} tokens does not fit the model's context "
+                    f"of {self._context} tokens")
+        for group in ([fits] if fits else []) + [[i] for i in tight]:
+            batch = [requests[i] for i in group]
+            group_inputs = inputs if group == everything else self._inputs(batch)
+            for i, answer in zip(group, self._generate(group_inputs, decoding, batch),
+                                 strict=True):
+                answers[i] = answer
+        return [answer for answer in answers if answer is not None]
 
+    def _inputs(self, requests: Sequence[JudgeRequest]) -> Any:
         texts: list[str] = []
         images: list[Any] = []
         for request in requests:
@@ -131,13 +166,19 @@ class TransformersBackend:
         ).to(self._device)
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self._model.dtype)
+        return inputs
 
+    def _generate(
+        self, inputs: Any, decoding: Decoding, requests: Sequence[JudgeRequest]
+    ) -> list[RawAnswer]:
+        torch = self._torch
         logits_processors = []
-        grammar = self._compiled_grammar
-        if decoding.json_schema is not None and self._compiler is not None:
-            grammar = self._grammar(decoding.json_schema)
-        if grammar is not None:
-            logits_processors.append(self._xgr_hf.LogitsProcessor(grammar))
+        if self._compiled_grammar is not None:
+            # one grammar per row, by the rule of `base.request_schema` (the backend's compiled
+            # grammar reused, not recompiled from its schema)
+            grammars = [self._compiled_grammar if r.json_schema is None
+                        else self._grammar(r.json_schema) for r in requests]
+            logits_processors.append(self._xgr_hf.LogitsProcessor(grammars))
 
         sampling: dict[str, Any]
         if decoding.temperature == 0:
@@ -152,25 +193,31 @@ class TransformersBackend:
                 "top_p": 1.0,
             }
 
+        prompt_len = inputs["input_ids"].shape[1]
+        budget = decoding.max_new_tokens
+        if self._context is not None:
+            # positions past the context are ones the model never saw in training
+            budget = min(budget, self._context - prompt_len)
         with torch.inference_mode(), torch.random.fork_rng(devices=self._rng_devices()):
             torch.manual_seed(decoding.seed)
             output = self._model.generate(
                 **inputs,
-                max_new_tokens=decoding.max_new_tokens,
+                max_new_tokens=budget,
                 eos_token_id=self._eos_ids,
                 pad_token_id=self._pad_id,
                 logits_processor=logits_processors,
                 **sampling,
             )
-
-        prompt_len = inputs["input_ids"].shape[1]
-        return [self._answer(row[prompt_len:]) for row in output]
+        return [self._answer(row[prompt_len:], budget) for row in output]
 
     def _grammar(self, schema: dict[str, Any]) -> Any:
         """Compiled once per distinct schema (judge answers, verification answers, ...)."""
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
             assert self._compiler is not None
+            if len(self._grammars) >= _MAX_GRAMMARS:
+                # verification schemas differ per claim set: keep the cache bounded
+                self._grammars.pop(next(iter(self._grammars)))
             # Without any_whitespace=False a weak model can emit whitespace until
             # max_new_tokens; compact separators keep answers short and identical across backends.
             self._grammars[key] = self._compiler.compile_json_schema(
@@ -190,7 +237,7 @@ class TransformersBackend:
         messages.append({"role": "user", "content": content})
         return messages
 
-    def _answer(self, new_tokens: torch.Tensor) -> RawAnswer:
+    def _answer(self, new_tokens: torch.Tensor, budget: int) -> RawAnswer:
         ids = new_tokens.tolist()
         eos_positions = [i for i, token in enumerate(ids) if token in self._eos_ids]
         if eos_positions:
@@ -201,7 +248,8 @@ class TransformersBackend:
             finish_reason = "length"
         text = self._tokenizer.decode(ids, skip_special_tokens=True)
         return RawAnswer(
-            text=text, finish_reason=finish_reason, extra={"new_tokens": str(len(ids))}
+            text=text, finish_reason=finish_reason,
+            extra={"new_tokens": str(len(ids)), "max_tokens": str(budget)},
         )
 
     def _resolve_device(self, device: str) -> str:

@@ -26,11 +26,16 @@ Where they disagree, the `judge.verify_rule` decides:
 - `verifier_wins`: the implied judgment replaces the first one unless it is `uncertain`.
 Every disagreement is counted (`claimdiff.judge/verify_disagreements`, per row in
 `stats.verify_disagreements`) and the first judgment is kept in `differences.first_judgment`.
+
+Errors that are not about the image (`judge.verify_exempt_types`, by default repetition: a
+repeated claim is true, only needless) cannot be verified from the claim alone:
+such differences are not sent to the verifier and keep the first pass's judgment.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -143,12 +148,42 @@ class Combined:
     disagreements: int
 
 
-def combine(output: JudgeOutput, verdicts: Sequence[ClaimVerdict], rule: str) -> Combined:
-    """Final judgments from the first pass and the verdicts, by `rule` (see module doc)."""
+def exempt_differences(output: JudgeOutput, exempt_types: Sequence[str]) -> set[int]:
+    """Differences the verifier cannot decide: a one-sided claim wrong only as a caption.
+
+    A repeated claim is true of the image and wrong only as writing (redundant); the verifier
+    sees claims alone, so it would find it supported and undo the first pass's error. Only a
+    one-sided difference whose claiming side's error type has a word starting with one of
+    `exempt_types` (`repetition_redundancy`, `repeated_claim`) is exempt: a conflict, or a
+    type that merely contains the letters, is verified like any other.
+    """
+    keys = tuple(k.lower() for k in exempt_types)
+
+    def non_visual(difference: JudgedDifference) -> bool:
+        kind = difference_kind(difference.actor_claim, difference.reference_claim)
+        if kind is DifferenceKind.CONFLICT:
+            return False
+        error = (difference.actor_error if kind is DifferenceKind.ACTOR_ONLY
+                 else difference.reference_error)
+        words = re.split(r"[^a-z0-9]+", error.type.lower()) if error is not None else []
+        return bool(keys) and any(word.startswith(keys) for word in words)
+
+    return {i for i, d in enumerate(output.differences) if non_visual(d)}
+
+
+def combine(output: JudgeOutput, verdicts: Sequence[ClaimVerdict], rule: str,
+            exempt: frozenset[int] | set[int] = frozenset()) -> Combined:
+    """Final judgments from the first pass and the verdicts, by `rule` (see module doc).
+
+    Differences in `exempt` were not verified and keep their first judgment.
+    """
     by_id = {v.claim_id: v.verdict for v in verdicts}
     final: list[JudgedDifference] = []
     disagreements = 0
     for index, difference in enumerate(output.differences):
+        if index in exempt:
+            final.append(difference)
+            continue
         kind = difference_kind(difference.actor_claim, difference.reference_claim)
         actor, reference = by_id.get(f"{index + 1}A"), by_id.get(f"{index + 1}R")
         implied = implied_judgment(kind, actor, reference)

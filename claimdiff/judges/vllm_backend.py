@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from claimdiff.errors import MissingExtraError
-from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer
+from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer, request_schema
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ class _Job:
     messages: list[dict[str, Any]]
     prompt_tokens: int
     max_tokens: int
+    json_schema: dict[str, Any] | None
     length_retries: int = 0
+    cached_prompt_tokens: int = 0  # of the last submission
 
 
 class _PromptSizer:
@@ -251,17 +253,20 @@ class VllmBackend:
         # tokens is rejected like a longer one.
         room = self._max_model_len - prompt_tokens
         if room < 1:
+            # Not `prompt_tokens`: nothing was submitted, so nothing may count against the
+            # run's prefix-cache hit rate.
             return RawAnswer(
                 text=None,
                 error=f"prompt of {prompt_tokens} tokens does not fit "
                 f"max_model_len={self._max_model_len}",
-                extra={"prompt_tokens": str(prompt_tokens)},
+                extra={"estimated_prompt_tokens": str(prompt_tokens)},
             )
         return _Job(
             index=index,
             messages=self._messages(request, for_vllm=True),
             prompt_tokens=prompt_tokens,
             max_tokens=min(decoding.max_new_tokens, room),
+            json_schema=request_schema(request, self._json_schema),
         )
 
     def _should_retry(self, job: _Job, output: Any) -> bool:
@@ -275,7 +280,7 @@ class VllmBackend:
     def _generate(self, jobs: Sequence[_Job], decoding: Decoding) -> dict[int, Any]:
         if not jobs:
             return {}
-        params = [self._params(decoding, job.max_tokens) for job in jobs]
+        params = [self._params(decoding, job.max_tokens, job.json_schema) for job in jobs]
         outputs = self._llm.chat([job.messages for job in jobs], params, use_tqdm=False)
         by_index: dict[int, Any] = {}
         for job, output in zip(jobs, outputs, strict=True):
@@ -283,8 +288,8 @@ class VllmBackend:
             by_index[job.index] = output
         return by_index
 
-    def _params(self, decoding: Decoding, max_tokens: int) -> Any:
-        schema = self._schema_for(decoding)
+    def _params(self, decoding: Decoding, max_tokens: int,
+                schema: dict[str, Any] | None) -> Any:
         structured = None if schema is None else self._structured_outputs_params(json=schema)
         # top_p/top_k are pinned so that Decoding alone defines the sampler. The per-request
         # seed makes a sampled answer independent of what else is in the batch.
@@ -296,13 +301,6 @@ class VllmBackend:
             seed=decoding.seed,
             structured_outputs=structured,
         )
-
-    def _schema_for(self, decoding: Decoding) -> dict[str, Any] | None:
-        # As in the transformers backend: a call's own schema (verification answers have
-        # another one) replaces the backend's, and an unconstrained backend stays unconstrained.
-        if self._json_schema is None:
-            return None
-        return decoding.json_schema if decoding.json_schema is not None else self._json_schema
 
     def _account(self, job: _Job, output: Any) -> None:
         actual = len(output.prompt_token_ids or [])
@@ -317,17 +315,21 @@ class VllmBackend:
                 )
             self._counters["prompt_estimate_mismatches"] += 1
             job.prompt_tokens = actual
+        cached = int(output.num_cached_tokens or 0)
+        job.cached_prompt_tokens = cached
         self._counters["submitted"] += 1
         self._counters["prompt_tokens"] += actual
-        self._counters["cached_prompt_tokens"] += int(output.num_cached_tokens or 0)
+        self._counters["cached_prompt_tokens"] += cached
         self._counters["generated_tokens"] += len(output.outputs[0].token_ids)
 
     def _answer(self, job: _Job, output: Any) -> RawAnswer:
         completion = output.outputs[0]
+        # Tokens of the submission that gave the answer: the run's prefix-cache hit rate is over
+        # answered prompts (a length retry's first, cut submission is in `stats()` only).
         extra = {
             "new_tokens": str(len(completion.token_ids)),
             "prompt_tokens": str(job.prompt_tokens),
-            "cached_prompt_tokens": str(int(output.num_cached_tokens or 0)),
+            "cached_prompt_tokens": str(job.cached_prompt_tokens),
             "max_tokens": str(job.max_tokens),
             "length_retries": str(job.length_retries),
         }
@@ -369,7 +371,7 @@ class VllmBackend:
         The compiled grammar is cached by vLLM, so this one-token probe also warms it up.
         """
         probe = [[{"role": "user", "content": [{"type": "text", "text": "{}"}]}]]
-        params = self._params(Decoding(max_new_tokens=1), max_tokens=1)
+        params = self._params(Decoding(max_new_tokens=1), 1, self._json_schema)
         (output,) = self._llm.chat(probe, [params], use_tqdm=False)
         reason = output.outputs[0].finish_reason
         if reason not in _ANSWERED:

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from claimdiff.config import ClaimdiffConfig
+from claimdiff.config import ClaimdiffConfig, JudgeConfig
+from claimdiff.errors import PipelineFailed
 from claimdiff.io.manifest import expand_manifests
-from claimdiff.judges.factory import model_id
+from claimdiff.judges.factory import check_model_source, model_id
 from claimdiff.judges.handler import METRICS_NAMESPACE as JUDGE_NAMESPACE
 from claimdiff.judges.handler import decoding_params, prompt_version
 from claimdiff.judges.prompting import PromptTemplate, load_prompt
@@ -49,9 +50,9 @@ def build(
     """Wire the stages; the whole DAG on one screen."""
     config, run_id = job.config, job.run_id
     rows = pipeline | "ReadManifest" >> ReadManifest(
-        manifests, run_id, config.images.allowed_schemes)
+        manifests, run_id, config.images.allowed_schemes, config.manifest.max_text_chars)
     images = rows.ok | "LoadImages" >> LoadImages(run_id, config.images)
-    judged = images.ok | "Judge" >> Judge(run_id, config.judge, prompt)
+    judged = images.ok | "Judge" >> Judge(run_id, config.judge, prompt, config.images.max_side)
     derived = judged.ok | "Derive" >> Derive(run_id, config)
 
     failed = (
@@ -95,29 +96,36 @@ def _metrics(
     return counters, distributions
 
 
-def judge_stats(counters: dict[str, int]) -> dict[str, float]:
+def judge_stats(counters: dict[str, int], config: JudgeConfig) -> dict[str, float | None]:
     """Per-run judge statistics from the handler's counters: prefix-cache hits (backends that
-    report token counts), verification disagreements and position-swap consistency."""
+    report token counts), verification disagreements and position-swap consistency.
+
+    A rate with nothing under it is null, never 1.0 or 0.0: a swap check whose every call failed
+    must not read as a perfectly consistent judge.
+    """
     def count(name: str) -> int:
         return counters.get(f"{JUDGE_NAMESPACE}/{name}", 0)
 
-    noise: dict[str, float] = {}
+    def rate(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    noise: dict[str, float | None] = {}
     if count("prompt_tokens"):
         prompt, cached = count("prompt_tokens"), count("cached_prompt_tokens")
         noise |= {"prompt_tokens": prompt, "cached_prompt_tokens": cached,
                   "prefix_cache_hit_rate": cached / prompt}
-    if count("verify_requests"):
+    if config.mode == "two_pass":
         checked, disagreed = count("verify_differences"), count("verify_disagreements")
-        noise |= {"verify_differences": checked, "verify_disagreements": disagreed,
-                  "verify_disagreement_rate": disagreed / checked if checked else 0.0}
-    if count("swap_rows") or count("swap_failures"):
+        noise |= {"verify_requests": count("verify_requests"), "verify_differences": checked,
+                  "verify_exempt": count("verify_exempt"), "verify_disagreements": disagreed,
+                  "verify_disagreement_rate": rate(disagreed, checked)}
+    if config.swap_fraction > 0:
         original, swapped = count("swap_original_differences"), count("swap_swapped_differences")
         matched, agreed = count("swap_matched"), count("swap_judgment_agreements")
         noise |= {
             "swap_rows": count("swap_rows"), "swap_failures": count("swap_failures"),
-            "swap_difference_consistency":
-                2 * matched / (original + swapped) if original + swapped else 1.0,
-            "swap_judgment_consistency": agreed / matched if matched else 1.0,
+            "swap_difference_consistency": rate(2 * matched, original + swapped),
+            "swap_judgment_consistency": rate(agreed, matched),
         }
     return noise
 
@@ -129,18 +137,26 @@ def run_judge(
 ) -> RunManifest:
     """Run the pipeline, check the accounting, write `run.json`, and return it.
 
-    The caller decides what a non-ok status means (the CLI exits non-zero).
+    The caller decides what a non-ok status means (the CLI exits non-zero). A pipeline that
+    raises is `PipelineFailed` (no `run.json`); errors found before it starts are `ClaimdiffError`s.
     """
     config = job.config
-    prompt = load_prompt(config.judge.prompt_name)
+    prompt = load_prompt(config.judge.prompt_name).require("reference", "caption")
+    if config.judge.mode == "two_pass":
+        load_prompt(config.judge.verify_prompt).require("claims")
+    check_model_source(config.judge)
     manifests = expand_manifests(job.manifest, config.images.allowed_schemes)
     outputs.prepare_output(job.output, overwrite=job.overwrite)
 
     started = clock()
     pipeline = beam.Pipeline(options=options)
     build(pipeline, job, manifests, prompt)
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except Exception as exc:
+        message = " ".join(str(exc).split())
+        raise PipelineFailed(f"{type(exc).__name__}: {message}") from exc
     pipeline_s = clock() - started
 
     counters, distributions = _metrics(result)
@@ -170,14 +186,14 @@ def run_judge(
         judge_model=model_id(config.judge),
         prompt_name=prompt.name,
         prompt_version=prompt_version(config.judge),
-        decoding=decoding_params(config.judge).model_dump(),
+        decoding=decoding_params(config.judge, config.images.max_side).model_dump(),
         config=json.loads(config.model_dump_json()),
         config_sha256=config.sha256(),
         pipeline_options=sanitised_options(options),
         timings={"pipeline_s": round(pipeline_s, 3),
                  "accounting_s": round(finished - started - pipeline_s, 3)},
         counters=counters,
-        judge_stats=judge_stats(counters),
+        judge_stats=judge_stats(counters, config.judge),
         distributions=distributions,
         accounting=accounting,
         failure_share=round(share, 6),

@@ -38,14 +38,34 @@ def prepare_output(output: str, *, overwrite: bool) -> None:
 
 
 def account(output: str, rows_in: int) -> Accounting:
-    """Read the written shards back and check that every input row is accounted for once."""
-    rewards = read_columns(output, REWARDS, ["status"])
-    failures = read_columns(output, FAILURES, ["stage", "error_class", "sample_id"])
+    """Read the written shards back and check that every input row is accounted for once.
+
+    Totals alone could balance a lost row against a duplicated one, so input rows are also
+    matched by identity, (manifest, row index): each one ends as exactly one ok reward row or
+    one failure row, and each failed reward row has the failure row that explains it.
+    """
+    rewards = read_columns(output, REWARDS, ["status", "manifest", "row_index"])
+    failures = read_columns(
+        output, FAILURES, ["stage", "error_class", "manifest", "row_index", "sample_id"])
     statuses = Counter(rewards["status"])
     rows_failed = len(failures["stage"])
-    failed_with_row = sum(1 for s in failures["sample_id"] if s is not None)
     rows_judged = statuses.get("ok", 0)
     rewards_failed = statuses.get("failed", 0)
+
+    ok_keys = [(m, i) for m, i, s in zip(rewards["manifest"], rewards["row_index"],
+                                          rewards["status"], strict=True) if s == "ok"]
+    # every failure site knows its row's index; a row without one cannot be matched, only counted
+    failure_keys = [(m, i) for m, i in zip(failures["manifest"], failures["row_index"],
+                                           strict=True) if i is not None]
+    seen = Counter(ok_keys + failure_keys)
+    duplicates = sum(count - 1 for count in seen.values() if count > 1)
+    failed_keys = {(m, i) for m, i, s in zip(rewards["manifest"], rewards["row_index"],
+                                              rewards["status"], strict=True) if s == "failed"}
+    unexplained = len(failed_keys - set(failure_keys))
+    # a row that failed after validation (it has an identity) also has its null reward row
+    validated = {(m, i) for m, i, s in zip(failures["manifest"], failures["row_index"],
+                                            failures["sample_id"], strict=True) if s is not None}
+    without_reward = len(validated - failed_keys)
     return Accounting(
         rows_in=rows_in,
         rows_judged=rows_judged,
@@ -54,7 +74,11 @@ def account(output: str, rows_in: int) -> Accounting:
         differences=num_rows(output, DIFFERENCES),
         failures_by_stage=dict(sorted(Counter(map(str, failures["stage"])).items())),
         failures_by_reason=dict(sorted(Counter(map(str, failures["error_class"])).items())),
-        balanced=rows_in == rows_judged + rows_failed and rewards_failed == failed_with_row,
+        duplicate_rows=duplicates,
+        failed_rewards_without_failure=unexplained,
+        failures_without_reward=without_reward,
+        balanced=(rows_in == rows_judged + rows_failed and duplicates == 0 and unexplained == 0
+                  and without_reward == 0 and rewards_failed == len(failed_keys)),
     )
 
 

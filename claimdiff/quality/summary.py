@@ -14,6 +14,12 @@ def _mean(values: list[float]) -> str:
     return f"{sum(values) / len(values):.3f}" if values else "-"
 
 
+def _stat(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:g}" if float(value).is_integer() else f"{value:.3f}"
+
+
 def _group_of(row: dict[str, Any], by: str) -> str:
     if by in row:
         return str(row[by])
@@ -44,8 +50,7 @@ def summarise(output: str, *, by: str = "actor_id", examples: int = 3) -> str:
     ]
     if run.judge_stats:
         lines.append("judge stats: " + ", ".join(
-            f"{name} {value:.3f}" if isinstance(value, float) and not value.is_integer()
-            else f"{name} {value:g}" for name, value in run.judge_stats.items()))
+            f"{name} {_stat(value)}" for name, value in run.judge_stats.items()))
     lines.append("")
 
     rows = [dict(zip(rewards, values, strict=True)) for values in zip(*rewards.values(),

@@ -120,7 +120,8 @@ def derive(
 
         rows.append(DifferenceRow(
             run_id=provenance.run_id, sample_id=row.sample_id, actor_id=row.actor_id,
-            row_index=row.row_index, difference_index=index, aspect=difference.aspect, kind=kind,
+            manifest=row.manifest, row_index=row.row_index, difference_index=index,
+            aspect=difference.aspect, kind=kind,
             actor_claim=difference.actor_claim, reference_claim=difference.reference_claim,
             actor_span=difference.actor_span, reference_span=difference.reference_span,
             judgment=difference.judgment,

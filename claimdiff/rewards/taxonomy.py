@@ -28,6 +28,11 @@ BUILTIN_SYNONYMS: Mapping[str, CanonicalType] = {
     # attributes
     "color": C.COLOR, "colour": C.COLOR, "hue": C.COLOR,
     "material": C.MATERIAL, "texture": C.MATERIAL, "fabric": C.MATERIAL,
+    # surface patterns: what a texture looks like where the material itself cannot be seen
+    # (the synthetic scenes' striped/dotted/checkered objects; "pattern_mismatch")
+    "pattern": C.MATERIAL, "patterns": C.MATERIAL, "patterned": C.MATERIAL,
+    "textured": C.MATERIAL, "stripes": C.MATERIAL, "striped": C.MATERIAL, "dotted": C.MATERIAL,
+    "checkered": C.MATERIAL, "plaid": C.MATERIAL,
     "size": C.SIZE, "scale": C.SIZE, "height": C.SIZE, "length": C.SIZE,
     "shape": C.SHAPE, "form": C.SHAPE, "geometry": C.SHAPE,
     # relations and actions

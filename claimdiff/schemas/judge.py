@@ -8,6 +8,7 @@ after decoding, so a backend that ignores the constraint still cannot smuggle in
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -197,8 +198,15 @@ class VerificationOutput(BaseModel):
     verdicts: list[ClaimVerdict] = Field(max_length=2 * MAX_DIFFERENCES)
 
 
-def verification_schema(*, max_claims: int = 2 * MAX_DIFFERENCES) -> dict[str, Any]:
-    """JSON schema for constrained decoding of verification answers, derived from the model."""
+def verification_schema(
+    claim_ids: Sequence[str] | None = None, *, max_claims: int = 2 * MAX_DIFFERENCES
+) -> dict[str, Any]:
+    """JSON schema for constrained decoding of verification answers, derived from the model.
+
+    With `claim_ids` (the claims one request asks about) the answer must be exactly one verdict
+    per claim, in order, each naming its claim: even a weak model then cannot answer about a
+    claim it was not asked, or skip one; only the verdicts are its to choose.
+    """
     schema = copy.deepcopy(VerificationOutput.model_json_schema())
 
     def visit(node: Any) -> None:
@@ -214,5 +222,17 @@ def verification_schema(*, max_claims: int = 2 * MAX_DIFFERENCES) -> dict[str, A
                 visit(value)
 
     visit(schema)
-    schema["properties"]["verdicts"]["maxItems"] = max_claims
+    verdicts = schema["properties"]["verdicts"]
+    verdicts["maxItems"] = max_claims
+    if claim_ids is not None:
+        verdict = schema["$defs"]["ClaimVerdict"]
+        positions = []
+        for claim_id in claim_ids:
+            item = copy.deepcopy(verdict)
+            item["properties"]["claim_id"] = {"type": "string", "const": claim_id}
+            positions.append(item)
+        verdicts.pop("items")
+        verdicts.update(prefixItems=positions, items=False, minItems=len(positions),
+                        maxItems=len(positions))
+        del schema["$defs"]["ClaimVerdict"]
     return schema

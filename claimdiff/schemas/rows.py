@@ -86,6 +86,11 @@ class DecodingParams(BaseModel):
     mode: str = "single_pass"
     verify_granularity: str | None = None
     verify_rule: str | None = None
+    # what the judge sees and computes with: a smaller image or another dtype changes answers
+    image_max_side: int | None = None
+    image_quality: int | None = Field(
+        default=None, description="JPEG quality images are re-encoded at (openai backend)")
+    dtype: str | None = None
 
 
 class InputRow(BaseModel):
@@ -111,7 +116,8 @@ class DifferenceRow(BaseModel):
     run_id: str
     sample_id: str
     actor_id: str
-    row_index: int
+    manifest: str = Field(description="the manifest the row came from")
+    row_index: int = Field(description="0-based position of the row in its manifest")
     difference_index: int
     aspect: str
     kind: DifferenceKind
@@ -216,7 +222,8 @@ class RewardRow(BaseModel):
     run_id: str
     sample_id: str
     actor_id: str
-    row_index: int
+    manifest: str = Field(description="the manifest the row came from")
+    row_index: int = Field(description="0-based position of the row in its manifest")
     image_uri: str
     status: RowStatus
     failure_stage: Stage | None = None
@@ -248,3 +255,5 @@ class FailureRow(BaseModel):
     raw_input: str | None = Field(default=None, description="the row or request, as JSON text")
     raw_output: str | None = Field(default=None, description="the judge's last raw answer")
     attempts: int | None = None
+    judge_model: str | None = Field(default=None, description="where a judge call failed")
+    prompt_version: str | None = Field(default=None, description="where a judge call failed")

@@ -17,8 +17,14 @@ class Accounting(BaseModel):
     differences: int
     failures_by_stage: dict[str, int]
     failures_by_reason: dict[str, int]
-    balanced: bool = Field(description="rows_in == rows_judged + rows_failed, and every failed "
-                           "reward row has its failure row")
+    duplicate_rows: int = Field(
+        default=0, description="input rows (manifest, row index) accounted for more than once")
+    failed_rewards_without_failure: int = Field(
+        default=0, description="failed reward rows with no failure row for the same input row")
+    failures_without_reward: int = Field(
+        default=0, description="failure rows of validated input rows with no null reward row")
+    balanced: bool = Field(description="rows_in == rows_judged + rows_failed, no input row is "
+                           "accounted for twice, and every failed reward row has its failure row")
 
     @property
     def failure_share(self) -> float:
@@ -46,7 +52,7 @@ class RunManifest(BaseModel):
     pipeline_options: dict[str, Any]
     timings: dict[str, float]
     counters: dict[str, int]
-    judge_stats: dict[str, float] = Field(
+    judge_stats: dict[str, float | None] = Field(
         default_factory=dict,
         description="prefix-cache hits, two-pass disagreements and position-swap consistency, "
         "where the backend or the configuration provides them")

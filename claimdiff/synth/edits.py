@@ -9,12 +9,14 @@ image, and what each caption says), which the tests check against the scene grap
 Severity follows salience (the rule, applied by `salience`):
 
 - 3: anything fabricated (an object that is not there), every count, every spatial relation or
-  position, and the existence, colour and size of the main subject (the large group every
-  reference opens with);
-- 2: the existence, colour and size of a secondary object, the sign's text, the setting;
-- 1: patterns (the material-like texture), object parts (roof, door, trunk, wheels, handle,
-  points), the colour of the sign's letters, background details (sky, grass, wall, floor), the
-  style of the picture (a flat illustration);
+  position, and the existence, colour and size of the main subject (`Scene.main`: the only large
+  group, which every reference opens with and which covers the most pixels of any object group,
+  see `scene`);
+- 2: the existence, colour and size of a secondary (small) object, the sign's text, the setting;
+- 1: patterns (plain/striped/dotted/checkered: the scene's material-like texture, so
+  `wrong_material` edits the pattern and its error types `texture_*` map to `material`), object
+  parts (roof, door, trunk, wheels, handle, points), the colour of the sign's letters,
+  background details (sky, grass, wall, floor), the style of the picture (a flat illustration);
 - a hedge ("possibly red or blue" where the image is clear) is one less than the hedged fact,
   at least 1: it is an error, but it includes the true value.
 """
@@ -604,16 +606,45 @@ BUILDERS: dict[str, Builder] = {
 }
 
 
+def _checked(edit: Edit) -> Edit:
+    """`edit`, after making sure its gold gives the outcomes its kind stands for.
+
+    Raises otherwise: a bug here would silently mislabel the whole diagnostic set.
+    """
+    if edit.outcomes() != INTENDED_OUTCOMES[edit.kind]:
+        raise RuntimeError(f"edit {edit.kind} gives outcomes {edit.outcomes()}, "
+                           f"not {INTENDED_OUTCOMES[edit.kind]}")
+    return edit
+
+
+def clean_against(edit: Edit, scene: Scene, truth: Claims) -> Edit | None:
+    """The true caption judged against `edit`'s corrupted reference, where that is a new check.
+
+    An edit that corrupts the reference makes a new (image, reference) sample. Where it also
+    corrupts the actor (`both_wrong`), the true caption under the same wrong reference is the
+    cleaner caption the reward ordering compares it with: a `reference_error` on the same fact
+    (the actor states the truth, the reference the wrong value). Where the actor is left true
+    (`reference_error`, `reference_hallucination`) the edited caption already is that clean
+    caption, so None: a second copy would form no ordering pair (equal actor errors) and only
+    count the reference's error twice.
+    """
+    if edit.reference == truth or edit.actor == truth:
+        return None
+    if edit.actor_claim is None or edit.reference_claim is None:
+        raise ValueError(f"edit {edit.kind}: only a conflict can corrupt both captions")
+    fact = edit.fact
+    clean = _checked(_conflict("reference_error", scene, truth, fact.subject, fact.attribute,
+                               actor=fact.truth, reference=fact.reference))
+    if clean.reference != edit.reference:
+        raise RuntimeError(f"edit {edit.kind}: the clean caption's gold is against another "
+                           "reference")
+    return clean
+
+
 def build_edit(kind: str, scene: Scene, truth: Claims, rng: random.Random) -> Edit | None:
     """Edit `kind` applied to the true claims, or None where the scene does not allow it.
 
-    Raises where the gold difference would not give the outcome the kind stands for: a bug here
-    would silently mislabel the whole diagnostic set.
+    Raises where the gold difference would not give the outcome the kind stands for (`_checked`).
     """
     edit = BUILDERS[kind](scene, truth, rng)
-    if edit is None:
-        return None
-    if edit.outcomes() != INTENDED_OUTCOMES[kind]:
-        raise RuntimeError(f"edit {kind} gives outcomes {edit.outcomes()}, "
-                           f"not {INTENDED_OUTCOMES[kind]}")
-    return edit
+    return None if edit is None else _checked(edit)

@@ -4,30 +4,47 @@ Image `i` of seed `s` draws everything from its own generator (seeded with the t
 "claimdiff.synth/s/i"), so it does not depend on how many images are made; only the choice of
 edit kinds looks back, at how often each kind was used for the images before it, so that every
 kind is used about equally often and the kinds a scene rarely allows still appear.
+
+Samples and actors. The image's own sample (`synth-<seed>-<index>`) holds the clean caption
+(actor `clean`, no differences) and every edit that leaves the reference true, one actor per
+edit kind (`edit-<kind>`; kinds are distinct within an image). An edit that corrupts the
+reference makes another (image, reference) pair, so another sample, `<image sample>-r<slot>`:
+- `both_wrong` (actor and reference wrong, differently): the sample also holds the clean caption
+  (actor `clean`, edit `clean_vs_wrong_reference`) with its gold against that wrong reference, a
+  `reference_error` on the same fact, so the reward ordering compares clean against both-wrong
+  under the same reference;
+- `reference_error`, `reference_hallucination`: the edited caption is itself the clean caption
+  (the actor states the truth), so the sample has that one row and no ordering pair.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from claimdiff.schemas.judge import JudgeOutput, Overall
-from claimdiff.synth.captions import Claims, Style, describe, render_caption
-from claimdiff.synth.edits import EDIT_KINDS, Edit, build_edit
+from claimdiff.synth.captions import Caption, Claims, Style, describe, render_caption
+from claimdiff.synth.edits import EDIT_KINDS, Edit, build_edit, clean_against
 from claimdiff.synth.render import png_bytes, render
 from claimdiff.synth.scene import Scene, sample_scene
 
 CLEAN = "clean"
 NO_EDIT = "none"
+# the `edit` of the clean caption judged against a both-wrong sample's corrupted reference: its
+# own label, so per-edit metrics do not mix it with real reference_error edits
+CLEAN_VS_WRONG_REFERENCE = "clean_vs_wrong_reference"
 
 
 @dataclass(frozen=True)
 class SyntheticRow:
     record: dict[str, Any]  # the manifest row, JSON-ready
-    edit: Edit | None  # None for the clean caption
+    # The edit whose gold difference the row carries: None for the clean caption under the true
+    # reference; a `reference_error` (from `clean_against`) for the clean caption of a both-wrong
+    # sample.
+    edit: Edit | None
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,10 @@ class SyntheticImage:
     claims: Claims  # what the (true) reference states
     png: bytes
     rows: tuple[SyntheticRow, ...]
+
+
+def actor_id(edit: Edit) -> str:
+    return f"edit-{edit.kind}"
 
 
 def _choose_edits(scene: Scene, truth: Claims, rng: random.Random, count: int,
@@ -55,16 +76,49 @@ def _choose_edits(scene: Scene, truth: Claims, rng: random.Random, count: int,
     return edits
 
 
-def _row(path: str, sample_id: str, actor_id: str, reference: str, caption: str,
-         gold: JudgeOutput, edit: Edit | None) -> SyntheticRow:
+def _row(path: str, sample_id: str, actor: str, reference: str, caption: str,
+         gold: JudgeOutput, edit: Edit | None, label: str | None = None) -> SyntheticRow:
     outcomes = "+".join(o.value for o in edit.outcomes()) if edit else NO_EDIT
     record = {
         "image": path, "reference": reference, "caption": caption, "sample_id": sample_id,
-        "actor_id": actor_id, "gold": gold.model_dump(mode="json"),
-        "edit": edit.kind if edit else NO_EDIT, "edit_severity": edit.severity if edit else 0,
+        "actor_id": actor, "gold": gold.model_dump(mode="json"),
+        "edit": label or (edit.kind if edit else NO_EDIT),
+        "edit_severity": edit.severity if edit else 0,
         "edit_outcome": outcomes,
     }
     return SyntheticRow(record=record, edit=edit)
+
+
+def _edited_row(path: str, sample_id: str, actor: str, edit: Edit, caption: Caption,
+                reference: Caption, label: str | None = None) -> SyntheticRow:
+    gold = JudgeOutput(differences=[edit.difference(caption, reference)],
+                       overall=Overall(edit.overall))
+    return _row(path, sample_id, actor, reference.text, caption.text, gold, edit, label)
+
+
+def _edit_rows(path: str, sample_id: str, slot: int, edit: Edit, *, scene: Scene, truth: Claims,
+               reference_style: Style, actor_style: Style, clean: Caption) -> list[SyntheticRow]:
+    """The rows one edit adds: its own, and the clean caption's where it makes a new sample."""
+    reference = render_caption(edit.reference, reference_style)
+    caption = render_caption(edit.actor, actor_style)
+    if edit.reference == truth:
+        return [_edited_row(path, sample_id, actor_id(edit), edit, caption, reference)]
+    # a corrupted reference is another (image, reference) pair, so another sample
+    sid = f"{sample_id}-r{slot}"
+    rows = [_edited_row(path, sid, actor_id(edit), edit, caption, reference)]
+    counterpart = clean_against(edit, scene, truth)
+    if counterpart is not None:
+        rows.insert(0, _edited_row(path, sid, CLEAN, counterpart, clean, reference,
+                                   CLEAN_VS_WRONG_REFERENCE))
+    return rows
+
+
+def _check_keys(rows: Sequence[SyntheticRow]) -> None:
+    # a repeated (sample, actor) key would make the evaluation's join ambiguous, silently
+    keys = Counter((r.record["sample_id"], r.record["actor_id"]) for r in rows)
+    repeated = [key for key, n in keys.items() if n > 1]
+    if repeated:
+        raise RuntimeError(f"repeated (sample_id, actor_id) keys: {repeated}")
 
 
 def synthetic_image(index: int, *, seed: int, edits_per_image: int,
@@ -78,19 +132,14 @@ def synthetic_image(index: int, *, seed: int, edits_per_image: int,
     sample_id = f"synth-{seed}-{index:05d}"
 
     # the clean actor: the same claims, copied or paraphrased
-    clean_style = style if rng.random() < 0.3 else Style(rng.getrandbits(32))
-    rows = [_row(path, sample_id, CLEAN, reference.text, render_caption(truth, clean_style).text,
+    clean = render_caption(truth, style if rng.random() < 0.3 else Style(rng.getrandbits(32)))
+    rows = [_row(path, sample_id, CLEAN, reference.text, clean.text,
                  JudgeOutput(differences=[], overall=Overall.TIE), None)]
     for slot, edit in enumerate(_choose_edits(scene, truth, rng, edits_per_image, used)):
         actor_style = style if rng.random() < 0.5 else Style(rng.getrandbits(32))
-        edited_reference = render_caption(edit.reference, style)
-        actor = render_caption(edit.actor, actor_style)
-        gold = JudgeOutput(differences=[edit.difference(actor, edited_reference)],
-                           overall=Overall(edit.overall))
-        # a corrupted reference is another (image, reference) pair, so another sample
-        sid = sample_id if edit.reference == truth else f"{sample_id}-r{slot}"
-        rows.append(_row(path, sid, f"edit-{edit.kind}-{slot}", edited_reference.text,
-                         actor.text, gold, edit))
+        rows.extend(_edit_rows(path, sample_id, slot, edit, scene=scene, truth=truth,
+                               reference_style=style, actor_style=actor_style, clean=clean))
+    _check_keys(rows)
     return SyntheticImage(index=index, path=path, scene=scene, claims=truth,
                           png=png_bytes(render(scene)), rows=tuple(rows))
 

@@ -1,18 +1,19 @@
 """Pillow rendering of a scene graph: background, patterned objects with parts, signs with text.
 
 Everything is drawn without anti-aliasing, so every pixel carries one exact palette colour and the
-tests can look colours, patterns and words up pixel by pixel. Each object is drawn from a body
-mask filled with its pattern, fixed-colour parts on top (roof, door, trunk, wheels), and a dark
-one-pixel outline; masks keep a one-pixel margin so the outline stays inside the object's box.
+tests can look colours, patterns and words up pixel by pixel. Each object is drawn from its body
+mask (`shapes`) filled with its pattern, fixed-colour parts on top (roof, door, trunk, wheels),
+and a dark one-pixel outline. The pattern (plain, striped, dotted, checkered, in white) is the
+scene's material-like texture: the surface an object is "made of", which captions and the gold
+call its pattern and the taxonomy files under `material`.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from functools import cache
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 from claimdiff.synth.scene import (
     CANVAS,
@@ -29,22 +30,13 @@ from claimdiff.synth.scene import (
     Setting,
     sign_layout,
 )
+from claimdiff.synth.shapes import OUTLINE, outline, shape, silhouette
 
-OUTLINE: RGB = (40, 40, 40)
 PATTERN: RGB = (255, 255, 255)  # stripes, dots and checks: pure white appears nowhere else
-PART_COLORS: dict[str, RGB] = {
-    "roof": (85, 85, 95),
-    "door": (110, 70, 35),
-    "trunk": (120, 80, 40),
-    "wheels": (10, 10, 10),
-}
-WINDOW: RGB = (190, 225, 250)
 BOARD: RGB = (250, 245, 225)
 POST: RGB = (120, 80, 40)
 TILE_LINE: RGB = (180, 205, 212)
 FLOORBOARD_LINE: RGB = (135, 88, 50)
-
-Parts = list[tuple[Image.Image, RGB]]
 
 
 @cache
@@ -64,76 +56,8 @@ def render_background(setting: Setting) -> Image.Image:
     return image
 
 
-def _mask(size: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
-    mask = Image.new("L", (size, size), 0)
-    return mask, ImageDraw.Draw(mask)
-
-
-def _star(size: int, lo: int, hi: int) -> list[tuple[int, int]]:
-    c, outer = (lo + hi) / 2, (hi - lo) / 2
-    points = []
-    for i in range(10):
-        radius = outer if i % 2 == 0 else outer * 0.45
-        angle = -math.pi / 2 + i * math.pi / 5
-        points.append((round(c + radius * math.cos(angle)), round(c + radius * math.sin(angle))))
-    return points
-
-
-def _shape(kind: str, s: int) -> tuple[Image.Image, Parts]:
-    """Body mask and coloured parts of one object of `kind` in an s x s box."""
-    lo, hi = 1, s - 2
-
-    def f(fraction: float) -> int:
-        return round(fraction * s)
-
-    body, draw = _mask(s)
-    parts: Parts = []
-    if kind in ("circle", "ball"):
-        draw.ellipse((lo, lo, hi, hi), fill=255)
-    elif kind == "square":
-        draw.rectangle((lo, lo, hi, hi), fill=255)
-    elif kind == "triangle":
-        draw.polygon([(s // 2, lo), (lo, hi), (hi, hi)], fill=255)
-    elif kind == "star":
-        draw.polygon(_star(s, lo, hi), fill=255)
-    elif kind == "house":
-        draw.rectangle((lo, f(0.45), hi, hi), fill=255)
-        parts.append(_part(s, "polygon", [(lo, f(0.47)), (s // 2, lo), (hi, f(0.47))],
-                           PART_COLORS["roof"]))
-        parts.append(_part(s, "rectangle", (f(0.42), f(0.68), f(0.58), hi), PART_COLORS["door"]))
-        parts.append(_part(s, "rectangle", (f(0.14), f(0.56), f(0.3), f(0.7)), WINDOW))
-    elif kind == "tree":
-        draw.ellipse((lo, lo, hi, f(0.74)), fill=255)
-        parts.append(_part(s, "rectangle", (f(0.42), f(0.7), f(0.58), hi), PART_COLORS["trunk"]))
-    elif kind == "car":
-        draw.rectangle((lo, f(0.45), hi, f(0.8)), fill=255)
-        draw.polygon([(f(0.2), f(0.46)), (f(0.32), f(0.2)), (f(0.68), f(0.2)), (f(0.8), f(0.46))],
-                     fill=255)
-        r = f(0.12)
-        for cx in (f(0.27), f(0.73)):
-            parts.append(_part(s, "ellipse", (cx - r, f(0.78) - r, cx + r, f(0.78) + r),
-                               PART_COLORS["wheels"]))
-    elif kind == "cup":
-        draw.polygon([(f(0.08), f(0.18)), (f(0.68), f(0.18)), (f(0.6), hi), (f(0.16), hi)],
-                     fill=255)
-        draw.ellipse((f(0.5), f(0.3), hi, f(0.72)), outline=255, width=max(2, s // 10))
-    else:
-        raise ValueError(f"cannot draw kind {kind!r}")
-    if kind == "ball":  # seams, clipped to the ball, tell a ball from a flat circle
-        seam, pen = _mask(s)
-        pen.arc((lo - s // 3, f(0.3), hi + s // 3, f(1.2)), 180, 360, fill=255, width=2)
-        pen.line((s // 2, lo, s // 2, hi), fill=255, width=2)
-        parts.append((ImageChops.multiply(seam, body), OUTLINE))
-    return body, parts
-
-
-def _part(s: int, shape: str, coords: object, color: RGB) -> tuple[Image.Image, RGB]:
-    mask, draw = _mask(s)
-    getattr(draw, shape)(coords, fill=255)
-    return mask, color
-
-
-def _texture(texture: str, color: RGB, s: int) -> Image.Image:
+def texture_tile(texture: str, color: RGB, s: int) -> Image.Image:
+    """An s x s tile of `color` with `texture`'s white pattern: what an object's body shows."""
     tile = Image.new("RGB", (s, s), color)
     draw = ImageDraw.Draw(tile)
     step = 8 if s > 40 else 6
@@ -158,15 +82,13 @@ def _texture(texture: str, color: RGB, s: int) -> Image.Image:
 def _draw_object(canvas: Image.Image, entity: Entity, box: Box) -> None:
     if entity.color is None or entity.texture is None:
         raise ValueError(f"object {entity.key} needs a colour and a texture")
-    body, parts = _shape(entity.kind, box.width)
-    tile = _texture(entity.texture, COLORS[entity.color], box.width)
-    silhouette = body
+    body, parts = shape(entity.kind, box.width)
+    tile = texture_tile(entity.texture, COLORS[entity.color], box.width)
     for mask, color in parts:
         tile.paste(color, (0, 0, box.width, box.height), mask)
-        silhouette = ImageChops.lighter(silhouette, mask)
-    outline = ImageChops.subtract(silhouette.filter(ImageFilter.MaxFilter(3)), silhouette)
-    canvas.paste(tile, (box.x0, box.y0), silhouette)
-    canvas.paste(OUTLINE, (box.x0, box.y0, box.x1, box.y1), outline)
+    covered = silhouette(body, parts)
+    canvas.paste(tile, (box.x0, box.y0), covered)
+    canvas.paste(OUTLINE, (box.x0, box.y0, box.x1, box.y1), outline(covered))
 
 
 @cache

@@ -1,7 +1,18 @@
 """Scene graphs: what a synthetic image holds, where, and how each thing looks.
 
 A scene has a setting (the background), two or three groups of identical objects, optionally a
-small object inside a large square or circle, and optionally a sign with a word on it. The canvas
+small object inside the main group's square or circle, and optionally a sign with a word on it.
+
+The main group (`Scene.main`, the first group, which every reference opens with) is the primary
+subject, and errors about it weigh more (`edits`); so it must also be the primary subject in the
+pixels. It is the only large group, every other group is small, and each other group covers at
+most `MAIN_AREA_SHARE` of the pixels the main group shows (after any object drawn inside it),
+by the renderer's own masks (`shapes.covered_area`). The sign is no group: its board is sized to
+hold its word legibly and can cover more pixels than a slim main group (a star, say).
+
+Each object has a pattern (`TEXTURES`: plain, striped, dotted, checkered), the scene's
+material-like texture: flat shapes have no wood or metal, so the surface pattern stands in for
+what an object is made of (error types `texture_*`, canonical type `material`). The canvas
 is split into a 2x2 grid of cells; every top-level entity owns one cell and stays inside its
 cell's band, so that:
 
@@ -19,6 +30,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from claimdiff.synth.shapes import covered_area
 
 RGB = tuple[int, int, int]
 
@@ -48,7 +61,12 @@ CONFUSABLE_KINDS = frozenset({frozenset(("circle", "ball"))})
 CONTAINERS = ("square", "circle")
 SIGN = "sign"
 SIZES: dict[str, int] = {"small": 26, "large": 58}
+# The material-like texture of an object (see the module docstring); "solid" is plain.
 TEXTURES = ("solid", "striped", "dotted", "checkered")
+# Another group covers at most this share of the main group's visible pixels: the main group is
+# the largest by a clear margin, not by a few pixels.
+MAIN_AREA_SHARE = 0.75
+MAX_COUNT = 4  # objects in a small group (four small ones fill a cell's width)
 # Parts each kind is drawn with; a caption may mention them (peripheral details).
 PARTS: dict[str, tuple[str, ...]] = {
     "house": ("roof", "door"),
@@ -166,7 +184,7 @@ class Scene:
     index: int
     setting: str
     entities: tuple[Entity, ...]
-    main: str = "g0"  # the large group every reference opens with: the primary subject
+    main: str = "g0"  # the only large group, every reference opens with it: the primary subject
 
     def get(self, key: str) -> Entity:
         for entity in self.entities:
@@ -275,16 +293,40 @@ def _place_sign(rng: random.Random, cell: tuple[int, int], word: str) -> Box:
     return Box(x0, y0, x0 + width, y0 + height)
 
 
-def _group(rng: random.Random, key: str, kind: str, cell: tuple[int, int], palette: list[str],
-           *, main: bool) -> Entity:
-    # The main group is always large so "primary subject" is visible in the pixels too.
-    size = "large" if main or rng.random() < 0.4 else "small"
-    if main:
-        count = 1 if rng.random() < 0.75 else 2
-    else:
-        count = rng.randint(1, 2 if size == "large" else 4)
-    return Entity(key=key, kind=kind, boxes=_place_row(rng, cell, SIZES[size], count), cell=cell,
-                  count=count, color=rng.choice(palette), size=size,
+def group_area(kind: str, size: str, count: int) -> int:
+    """Pixels a group of `count` objects covers (members never overlap: GAP apart)."""
+    return count * covered_area(kind, SIZES[size])
+
+
+def visible_main_area(main: Entity) -> int:
+    """Pixels the (large) main group shows for sure: an inside-object may cover some of it."""
+    area = group_area(main.kind, "large", main.count)
+    if main.kind in CONTAINERS and main.count == 1:
+        area -= SIZES["small"] ** 2  # the most an inside-object can hide: its whole box
+    return area
+
+
+def _main_group(rng: random.Random, kind: str, cell: tuple[int, int],
+                palette: list[str]) -> Entity:
+    count = 1 if rng.random() < 0.75 else 2
+    return Entity(key="g0", kind=kind, boxes=_place_row(rng, cell, SIZES["large"], count),
+                  cell=cell, count=count, color=rng.choice(palette), size="large",
+                  texture=rng.choice(TEXTURES))
+
+
+def _other_group(rng: random.Random, key: str, kind: str, cell: tuple[int, int],
+                 palette: list[str], budget: float) -> Entity:
+    """A small group whose pixels stay within `budget`; counts are drawn among those that fit.
+
+    One small object of any kind always fits: the smallest main (a large star) covers about
+    twice a small square.
+    """
+    counts = [c for c in range(1, MAX_COUNT + 1) if group_area(kind, "small", c) <= budget]
+    if not counts:
+        raise ValueError(f"no {kind} group fits in {budget:.0f} pixels")
+    count = rng.choice(counts)
+    return Entity(key=key, kind=kind, boxes=_place_row(rng, cell, SIZES["small"], count),
+                  cell=cell, count=count, color=rng.choice(palette), size="small",
                   texture=rng.choice(TEXTURES))
 
 
@@ -317,15 +359,18 @@ def sample_scene(rng: random.Random, index: int) -> Scene:
     cells = [(r, c) for r in (0, 1) for c in (0, 1)]
     rng.shuffle(cells)
     n_groups = rng.randint(2, 3)
-    groups = [_group(rng, f"g{i}", kind, cells[i], palette, main=i == 0)
-              for i, kind in enumerate(_pick_kinds(rng, n_groups))]
+    main_kind, *other_kinds = _pick_kinds(rng, n_groups)
+    main = _main_group(rng, main_kind, cells[0], palette)
+    budget = MAIN_AREA_SHARE * visible_main_area(main)
+    groups = [main, *(_other_group(rng, f"g{i}", kind, cells[i], palette, budget)
+                      for i, kind in enumerate(other_kinds, start=1))]
     entities: list[Entity] = list(groups)
 
-    containers = [g for g in groups
-                  if g.kind in CONTAINERS and g.size == "large" and g.count == 1]
-    if containers and rng.random() < 0.6:
+    # Only the main group is large, so only it can hold another object; that small object is
+    # well within the area budget (a small square is under half of any container's budget).
+    if main.kind in CONTAINERS and main.count == 1 and rng.random() < 0.8:
         kinds = compatible_kinds(g.kind for g in groups)
-        entities.append(_child(rng, f"g{n_groups}", rng.choice(containers), kinds, palette))
+        entities.append(_child(rng, f"g{n_groups}", main, kinds, palette))
 
     if rng.random() < 0.75:
         word = rng.choice(WORDS)

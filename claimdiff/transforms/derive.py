@@ -56,7 +56,8 @@ class _Derive(beam.DoFn):
             yield beam.pvalue.TaggedOutput(DIFFERENCES, difference)
         yield beam.pvalue.TaggedOutput(REWARDS, RewardRow(
             run_id=self._run_id, sample_id=row.sample_id, actor_id=row.actor_id,
-            row_index=row.row_index, image_uri=row.image_uri, status=RowStatus.OK,
+            manifest=row.manifest, row_index=row.row_index, image_uri=row.image_uri,
+            status=RowStatus.OK,
             reward=reward, rewards=rewards, stats=stats, swap=result.swap,
             image_sha256=item.image.sha256,
             judge_model=item.judge_model, prompt_version=item.prompt_version,

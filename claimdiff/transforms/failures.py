@@ -50,6 +50,8 @@ def row_failed(
     raw_output: str | None = None,
     attempts: int | None = None,
     raw_input: str | None = None,
+    judge_model: str | None = None,
+    prompt_version: str | None = None,
 ) -> Failed:
     return Failed(
         FailureRow(
@@ -58,6 +60,7 @@ def row_failed(
             actor_id=row.actor_id, image_uri=row.image_uri,
             raw_input=raw_input if raw_input is not None else raw_json(row.model_dump()),
             raw_output=bounded(raw_output), attempts=attempts,
+            judge_model=judge_model, prompt_version=prompt_version,
         ),
         row,
     )
@@ -73,7 +76,8 @@ def null_reward(failed: Failed) -> list[RewardRow]:
         return []
     return [RewardRow(
         run_id=failed.failure.run_id, sample_id=row.sample_id, actor_id=row.actor_id,
-        row_index=row.row_index, image_uri=row.image_uri, status=RowStatus.FAILED,
+        manifest=row.manifest, row_index=row.row_index, image_uri=row.image_uri,
+        status=RowStatus.FAILED,
         failure_stage=failed.failure.stage,
         failure_reason=f"{failed.failure.error_class}: {failed.failure.message}",
         metadata=row.metadata,

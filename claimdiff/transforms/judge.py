@@ -61,7 +61,8 @@ def _split(result: JudgeResult, run_id: str) -> Iterator[JudgeResult | beam.pval
         result.item.row, run_id=run_id, stage=result.stage,
         error_class=result.error_class or "JudgeError", message=result.error or "no answer",
         raw_output=result.raw_output, attempts=result.attempts,
-        raw_input=bounded(result.item.prompt)))
+        raw_input=bounded(result.item.prompt), judge_model=result.item.judge_model,
+        prompt_version=result.item.prompt_version))
 
 
 def _batch_failed(dead_letter: tuple[Any, tuple[Any, str, list[str]]], run_id: str) -> list[Failed]:
@@ -71,7 +72,8 @@ def _batch_failed(dead_letter: tuple[Any, tuple[Any, str, list[str]]], run_id: s
     return [
         row_failed(item.row, run_id=run_id, stage=Stage.JUDGE, error_class=error_class,
                    message=f"judge backend failed on the whole batch: {exc_repr}",
-                   raw_input=bounded(item.prompt))
+                   raw_input=bounded(item.prompt), judge_model=item.judge_model,
+                   prompt_version=item.prompt_version)
         for item in batch
     ]
 
@@ -85,16 +87,18 @@ class Judge(beam.PTransform):
     backend call raises is dead-lettered by Beam and becomes one failure row per request.
     """
 
-    def __init__(self, run_id: str, config: JudgeConfig, prompt: PromptTemplate) -> None:
+    def __init__(self, run_id: str, config: JudgeConfig, prompt: PromptTemplate,
+                 image_max_side: int | None = None) -> None:
         super().__init__()
         self._run_id = run_id
         self._config = config
         self._prompt = prompt
+        self._image_max_side = image_max_side
 
     def expand(self, pairs: beam.PCollection) -> StageOutputs:
         items = pairs | "Prepare" >> beam.Map(
             prepare, self._prompt, prompt_version(self._config), model_id(self._config),
-            decoding_params(self._config))
+            decoding_params(self._config, self._image_max_side))
         results, dead = items | "RunInference" >> RunInference(
             JudgeModelHandler(self._config)).with_exception_handling()
         split = results | "Split" >> beam.FlatMap(_split, self._run_id).with_outputs(

@@ -30,12 +30,16 @@ class _LoadGroup(beam.DoFn):
         uri, rows = element
         try:
             image = load_image(uri, self._config)
-        except ImageError as exc:
+        except Exception as exc:
+            # ImageError says what is wrong; anything else a hostile URI or file makes a library
+            # raise (a NUL byte in a path, ...) still fails this image's rows, not the run.
+            message = str(exc) if isinstance(exc, ImageError) else (
+                f"unexpected error loading the image: {type(exc).__name__}: {exc}")
             self._failed.inc()
             for row in rows:
                 yield beam.pvalue.TaggedOutput(FAILURES, row_failed(
                     row, run_id=self._run_id, stage=Stage.LOAD_IMAGE,
-                    error_class=type(exc).__name__, message=str(exc)))
+                    error_class=type(exc).__name__, message=message))
             return
         self._loaded.inc()
         self._bytes.update(image.width * image.height)

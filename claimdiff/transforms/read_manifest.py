@@ -25,9 +25,10 @@ def _read_rows(manifest: str) -> Iterator[tuple[str, int, dict[str, Any] | Manif
 
 
 class _Validate(beam.DoFn):
-    def __init__(self, run_id: str, allowed_schemes: Sequence[str]) -> None:
+    def __init__(self, run_id: str, allowed_schemes: Sequence[str], max_text_chars: int) -> None:
         self._run_id = run_id
         self._allowed = list(allowed_schemes)
+        self._max_text_chars = max_text_chars
 
     def process(
         self, element: tuple[str, int, dict[str, Any] | ManifestRowError]
@@ -36,16 +37,26 @@ class _Validate(beam.DoFn):
         try:
             if isinstance(record, ManifestRowError):
                 raise record
-            yield validate_row(record, manifest=manifest, row_index=index,
-                               allowed_schemes=self._allowed)
+            row = validate_row(record, manifest=manifest, row_index=index,
+                               allowed_schemes=self._allowed, max_text_chars=self._max_text_chars)
         except RowError as exc:
             raw = exc.raw if isinstance(exc, ManifestRowError) and exc.raw else None
             stage = Stage.READ_MANIFEST if record is exc else Stage.VALIDATE
-            yield beam.pvalue.TaggedOutput(FAILURES, Failed(FailureRow(
-                run_id=self._run_id, stage=stage, error_class=type(exc).__name__,
-                message=str(exc), manifest=manifest, row_index=index,
-                raw_input=raw or raw_json(record if isinstance(record, dict) else None),
-            )))
+            yield self._failed(manifest, index, record, stage, exc, str(exc), raw)
+        except Exception as exc:
+            # Whatever a hostile row makes a library raise, it stays one failed row.
+            yield self._failed(manifest, index, record, Stage.VALIDATE, exc,
+                               f"unexpected error validating the row: {exc}", None)
+        else:
+            yield row
+
+    def _failed(self, manifest: str, index: int, record: object, stage: Stage,
+                exc: Exception, message: str, raw: str | None) -> beam.pvalue.TaggedOutput:
+        return beam.pvalue.TaggedOutput(FAILURES, Failed(FailureRow(
+            run_id=self._run_id, stage=stage, error_class=type(exc).__name__,
+            message=message, manifest=manifest, row_index=index,
+            raw_input=raw or raw_json(record if isinstance(record, dict) else None),
+        )))
 
 
 class ReadManifest(beam.PTransform):
@@ -56,11 +67,13 @@ class ReadManifest(beam.PTransform):
     run's accounting.
     """
 
-    def __init__(self, manifests: Sequence[str], run_id: str, allowed_schemes: Sequence[str]):
+    def __init__(self, manifests: Sequence[str], run_id: str, allowed_schemes: Sequence[str],
+                 max_text_chars: int):
         super().__init__()
         self._manifests = list(manifests)
         self._run_id = run_id
         self._allowed = list(allowed_schemes)
+        self._max_text_chars = max_text_chars
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> StageOutputs:
         results = (
@@ -68,7 +81,8 @@ class ReadManifest(beam.PTransform):
             | "ManifestFiles" >> beam.Create(self._manifests)
             | "ReadRows" >> beam.FlatMap(_read_rows)
             | "Spread" >> beam.Reshuffle()
-            | "Validate" >> beam.ParDo(_Validate(self._run_id, self._allowed)).with_outputs(
+            | "Validate" >> beam.ParDo(
+                _Validate(self._run_id, self._allowed, self._max_text_chars)).with_outputs(
                 FAILURES, main=OK)
         )
         return StageOutputs(results[OK], results[FAILURES])

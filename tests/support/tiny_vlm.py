@@ -80,11 +80,16 @@ def train_tokenizer(
     )
 
 
+# Room for the full judge prompt with a long synthetic reference (about 2,200 tokens with this
+# small vocabulary) plus an answer: the backend refuses prompts past the model's context.
+MAX_POSITIONS = 8192
+
+
 def _build_tokenizer() -> PreTrainedTokenizerFast:
     return train_tokenizer(
         special_tokens=SPECIAL_TOKENS, pad_token=PAD_TOKEN,
         extra_special_tokens=[IM_START, IMAGE_TOKEN], chat_template=CHAT_TEMPLATE,
-        model_max_length=2048)
+        model_max_length=MAX_POSITIONS)
 
 
 def build_tiny_llava(out_dir: pathlib.Path, seed: int = 0) -> pathlib.Path:
@@ -145,7 +150,7 @@ def build_tiny_llava(out_dir: pathlib.Path, seed: int = 0) -> pathlib.Path:
         num_attention_heads=2,
         num_key_value_heads=1,
         head_dim=64,
-        max_position_embeddings=2048,
+        max_position_embeddings=MAX_POSITIONS,
         pad_token_id=pad_id,
         bos_token_id=None,
         eos_token_id=eos_id,

@@ -39,15 +39,24 @@ class Reply:
     delay_s: float = 0.0
 
 
-def completion(content: str | None, finish_reason: str = "stop", **message: Any) -> Reply:
-    """A chat-completions answer in the OpenAI format."""
-    payload = {
+# Passed as `usage` to leave the field out of the answer altogether.
+NO_USAGE: Any = object()
+STANDARD_USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+
+
+def completion(
+    content: str | None, finish_reason: str = "stop", *, usage: Any = STANDARD_USAGE,
+    **message: Any,
+) -> Reply:
+    """A chat-completions answer in the OpenAI format; `usage` is sent as given (any JSON)."""
+    payload: dict[str, Any] = {
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "choices": [{"index": 0, "finish_reason": finish_reason,
                      "message": {"role": "assistant", "content": content, **message}}],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
     }
+    if usage is not NO_USAGE:
+        payload["usage"] = usage
     return Reply(200, json.dumps(payload).encode(), {"Content-Type": "application/json"})
 
 

@@ -2,15 +2,19 @@
 
 These run in the main environment too. A scripted server decides each answer (status, body,
 headers, delay), so retries, backoff, Retry-After, timeouts, the concurrency bound, request
-bodies and key redaction are checked exactly; `sleep` is injected, so backoff costs no time.
-The real-server counterparts are in test_openai_backend_vllm.py.
+bodies, malformed or partial responses and key redaction are checked exactly; `sleep` is
+injected, so backoff costs no time. VllmServer runs the stand-in fake_vllm_server.py (guard
+behaviour beyond one server is in test_server_guard.py). The real-server counterparts are in
+test_openai_backend_vllm.py.
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -19,20 +23,25 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from claimdiff.errors import ConfigError
 from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest
-from claimdiff.judges.openai_backend import OpenAIBackend, VllmServer
-from tests.vllm.loopback import Captured, LoopbackServer, Reply, completion
+from claimdiff.judges.openai_backend import OpenAIBackend, VllmServer, _retry_after_seconds
+from tests.vllm.loopback import NO_USAGE, Captured, LoopbackServer, Reply, completion
 
 KEY_ENV = "CLAIMDIFF_TEST_OPENAI_KEY"
 KEY = "sk-claimdiff-fake-0123456789abcdef"
 FAKE_SERVER = str(Path(__file__).with_name("fake_vllm_server.py"))
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+# The `extra` keys the handler sums with int() (claimdiff.judges.handler.TOKEN_COUNTS; not
+# imported: the handler pulls in Beam).
+TOKEN_COUNTS = ("prompt_tokens", "cached_prompt_tokens", "new_tokens")
 
 
 @pytest.fixture(autouse=True)
@@ -129,15 +138,75 @@ def test_openai_request_body_uses_response_format(serve) -> None:
     assert body["messages"][0] == {"role": "system", "content": "You judge."}
 
 
-def test_call_schema_overrides_and_unconstrained_stays_free(serve) -> None:
+def test_request_schema_overrides_and_unconstrained_stays_free(serve) -> None:
     server = serve(scripted(completion("{}")))
     other = {"type": "object"}
+    own = request().model_copy(update={"json_schema": other})
     with backend(server.url) as judge:
-        judge.judge([request()], Decoding(json_schema=other))
+        judge.judge([own], Decoding())
     with backend(server.url, json_schema=None) as free:
-        free.judge([request()], Decoding(json_schema=other))
+        free.judge([own], Decoding())
     assert server.requests[0].json()["structured_outputs"] == {"json": other}
     assert "structured_outputs" not in server.requests[1].json()
+
+
+@pytest.mark.parametrize(("usage", "expected"), [
+    (NO_USAGE, {}),
+    (None, {}),
+    ({"prompt_tokens": None, "completion_tokens": None, "prompt_tokens_details": None}, {}),
+    ("11 tokens", {}),
+    ([11, 7], {}),
+    ({"prompt_tokens": "11", "completion_tokens": True, "prompt_tokens_details": [3]}, {}),
+    ({"prompt_tokens": 11.0, "completion_tokens": -1, "prompt_tokens_details": {}},
+     {"prompt_tokens": "11"}),
+    ({"prompt_tokens": 11, "completion_tokens": 7,
+      "prompt_tokens_details": {"cached_tokens": None}},
+     {"prompt_tokens": "11", "new_tokens": "7"}),
+], ids=["missing", "null", "null-fields", "string", "list", "wrong-types", "partly-valid",
+        "null-cached"])
+def test_answers_without_usable_token_counts_are_still_answers(
+        serve, usage: Any, expected: dict[str, str]) -> None:
+    server = serve(scripted(completion('{"ok":true}', usage=usage)))
+    with backend(server.url) as judge:
+        (answer,) = judge.judge([request()], Decoding())
+    assert (answer.text, answer.error) == ('{"ok":true}', None)
+    # only integer strings, and only the counts the server gave: the handler int()s them
+    assert {k: v for k, v in answer.extra.items() if k in TOKEN_COUNTS} == expected
+    stats = judge.stats()
+    assert stats["prompt_tokens"] == int(expected.get("prompt_tokens", 0))
+    assert stats["answers"] == 1
+
+
+def test_cached_prompt_tokens_are_reported_per_answer(serve) -> None:
+    usage = {"prompt_tokens": 40, "completion_tokens": 7,
+             "prompt_tokens_details": {"cached_tokens": 30}}
+    server = serve(scripted(completion("{}", usage=usage)))
+    with backend(server.url) as judge:
+        answers = judge.judge([request("a"), request("b")], Decoding())
+    for answer in answers:
+        assert {k: answer.extra[k] for k in TOKEN_COUNTS} == {
+            "prompt_tokens": "40", "cached_prompt_tokens": "30", "new_tokens": "7"}
+    stats = judge.stats()
+    assert (stats["cached_prompt_tokens"], stats["prompt_tokens"]) == (60, 80)
+    assert stats["prefix_cache_hit_rate"] == 0.75
+
+
+def test_message_or_content_of_the_wrong_shape_is_malformed(serve) -> None:
+    def raw(choice: object) -> Reply:
+        return Reply(200, json.dumps({"choices": [choice]}).encode())
+
+    server = serve(scripted(
+        raw({"message": "just text"}),
+        raw({"message": {"content": [{"type": "text", "text": "{}"}]}}),
+        raw("not a choice"),
+        completion("{}")))
+    with backend(server.url, max_concurrency=1) as judge:
+        answers = judge.judge([request(str(i)) for i in range(4)], Decoding())
+    assert [a.error.split(":")[0] if a.error else None for a in answers] == [
+        "malformed response (TypeError)", "malformed response (content is a list)",
+        "malformed response (TypeError)", None]
+    assert all(a.text is None for a in answers[:3])
+    assert judge.stats()["errors"] == 3
 
 
 def test_length_and_refusal_and_malformed_answers(serve) -> None:
@@ -181,6 +250,37 @@ def test_retry_after_is_honoured_and_capped(serve) -> None:
         (answer,) = judge.judge([request()], Decoding())
     assert answer.error is None
     assert sleeps.calls == [7.0, 20.0]
+
+
+def retry_after(value: str) -> Message:
+    headers = Message()
+    headers["Retry-After"] = value
+    return headers
+
+
+def test_retry_after_http_date_is_seconds_from_now() -> None:
+    now = 1_800_000_000.0
+    clock = lambda: now  # noqa: E731
+    assert _retry_after_seconds(
+        retry_after(email.utils.formatdate(now + 30, usegmt=True)), now=clock) == 30.0
+    assert _retry_after_seconds(
+        retry_after(email.utils.formatdate(now - 30, usegmt=True)), now=clock) == 0.0
+    assert _retry_after_seconds(retry_after("Wed, 21 Oct 2015 07:28:00"), now=clock) == 0.0
+    assert _retry_after_seconds(retry_after("12"), now=clock) == 12.0
+    assert _retry_after_seconds(retry_after("soon"), now=clock) is None
+    assert _retry_after_seconds(retry_after("-3"), now=clock) is None
+    assert _retry_after_seconds(Message()) is None
+
+
+def test_retry_after_http_date_sets_the_backoff(serve) -> None:
+    date = email.utils.formatdate(time.time() + 10, usegmt=True)
+    server = serve(scripted(Reply(503, b"busy", {"Retry-After": date}), completion("{}")))
+    sleeps = Sleeps()
+    with backend(server.url, sleeps, backoff_s=0.01) as judge:
+        (answer,) = judge.judge([request()], Decoding())
+    assert answer.error is None
+    (slept,) = sleeps.calls
+    assert 8.0 < slept <= 10.0  # the date has whole seconds
 
 
 def test_client_errors_are_not_retried(serve) -> None:
@@ -279,14 +379,19 @@ def test_api_key_never_appears_in_answers_errors_or_repr(serve) -> None:
     assert KEY not in repr(vars(answers[0]))
 
 
-def test_missing_key(monkeypatch, serve) -> None:
+def test_a_key_is_required_only_for_a_remote_openai_endpoint(monkeypatch, serve) -> None:
     monkeypatch.delenv(KEY_ENV)
     with pytest.raises(ConfigError, match=KEY_ENV):
-        backend("http://127.0.0.1:9/v1", server_type="openai")
+        backend("https://judge.example.com/v1", server_type="openai")
+    backend("http://[::1]:9/v1", server_type="openai").close()
+    backend("http://localhost:9/v1", server_type="openai").close()
     server = serve(scripted(completion("{}")))
-    with backend(server.url) as judge:  # a local vLLM server may need no key
-        judge.judge([request()], Decoding())
-    assert "Authorization" not in server.requests[0].headers
+    # A local vLLM or SGLang server often runs without a key: then no Authorization is sent.
+    for server_type in ("vllm", "openai"):
+        with backend(server.url, server_type=server_type) as judge:
+            assert judge.judge([request()], Decoding())[0].text == "{}"
+    assert len(server.requests) == 2
+    assert not any("Authorization" in sent.headers for sent in server.requests)
 
 
 def test_invalid_options() -> None:
@@ -314,12 +419,29 @@ def fake_server(tmp_path: Path, *args: str, **options: object) -> VllmServer:
     return VllmServer("tiny-model", args=list(args), **settings)  # type: ignore[arg-type]
 
 
-def group_alive(pgid: int) -> bool:
+def group_alive(pgid: int | None) -> bool:
+    assert pgid is not None
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     return True
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, message: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(message)
+        time.sleep(0.05)
 
 
 def test_server_starts_answers_and_stops_its_whole_group(tmp_path: Path) -> None:
@@ -332,14 +454,20 @@ def test_server_starts_answers_and_stops_its_whole_group(tmp_path: Path) -> None
         assert url.startswith("http://127.0.0.1:")
         assert info["has_key"] is True
         assert KEY not in " ".join(info["argv"])  # the key travels in the environment
+        # `pid` is the server's own, and its process group's (not the guard's)
+        assert info["pid"] == info["pgid"] == server.pid
         assert group_alive(server.pid)
+        assert server.running()
         with OpenAIBackend(url, "tiny-model", api_key_env=KEY_ENV) as judge:
             assert judge.judge([request()], Decoding())[0].text == "{}"
     finally:
         server.stop()
     assert not group_alive(server.pid)
+    assert not server.running()
     with pytest.raises(ProcessLookupError):
         os.kill(info["child_pid"], 0)  # the "engine" child went with it
+    assert server.log_path is not None
+    assert not server.log_path.exists()  # a clean stop leaves no temporary log behind
     server.stop()  # idempotent
 
 
@@ -352,14 +480,100 @@ def test_server_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
 
 
-def test_server_failing_at_startup_reports_its_log_without_the_key(tmp_path: Path) -> None:
+def test_server_failing_at_startup_reports_and_keeps_its_log(tmp_path: Path, caplog) -> None:
     server = fake_server(tmp_path, "--fail", api_key=KEY)
-    with pytest.raises(RuntimeError, match="exited with status 3") as excinfo:
+    with caplog.at_level(logging.WARNING), pytest.raises(
+            RuntimeError, match="exited with status 3 during startup") as excinfo:
         server.start()
     assert "failing on purpose" in str(excinfo.value)
     assert KEY not in str(excinfo.value)
     assert "[redacted]" in str(excinfo.value)
     assert not group_alive(server.pid)
+    # a crash's log outlives stop(), and the warning says where it is
+    assert server.log_path is not None
+    assert server.log_path.exists()
+    assert str(server.log_path) in caplog.text
+    server.log_path.unlink()
+
+
+def test_server_command_that_cannot_start(tmp_path: Path) -> None:
+    server = VllmServer("m", command=[str(tmp_path / "no-such-vllm")], startup_timeout_s=30)
+    with pytest.raises(RuntimeError, match="exited with status 127 during startup") as excinfo:
+        server.start()
+    assert "cannot start" in str(excinfo.value)
+    assert server.pid is None
+    assert server.log_path is not None
+    server.log_path.unlink()
+
+
+def test_unhealthy_answers_are_polled_not_spun(tmp_path: Path) -> None:
+    """A /health answer that is not 200 but raises nothing (204) must not busy-spin the wait."""
+    polls = tmp_path / "health.log"
+    server = fake_server(tmp_path, "--health-status", "204", "--health-log", str(polls),
+                         startup_timeout_s=3)
+    with pytest.raises(TimeoutError, match="not healthy after 3 s"):
+        server.start()
+    times = [float(line) for line in polls.read_text().splitlines()]
+    assert len(times) >= 2
+    # one poll per 0.25 s at most (a busy loop polls every millisecond or so)
+    assert (times[-1] - times[0]) / (len(times) - 1) >= 0.2
+    assert not group_alive(server.pid)
+
+
+@pytest.mark.parametrize("args", [
+    ["--api-key", "sk-secret"], ["--api-key=sk-secret"], ["--api_key", "sk-secret"],
+    ["--api-k=sk-secret"]])
+def test_api_key_on_the_server_command_line_is_refused(args: list[str]) -> None:
+    with pytest.raises(ConfigError, match="VLLM_API_KEY") as excinfo:
+        VllmServer("m", args=args)
+    assert "sk-secret" not in str(excinfo.value)
+    with pytest.raises(ConfigError, match="--api-key"):
+        VllmServer("m", command=["vllm", "serve", *args])
+    with pytest.raises(ConfigError, match="--api-key"):
+        backend(None, start_server={"args": args})
+
+
+def test_other_api_arguments_are_allowed() -> None:
+    VllmServer("m", args=["--api-server-count", "2", "--api-", "x"])
+
+
+def test_requests_to_a_dead_local_server_fail_at_once(tmp_path: Path, caplog) -> None:
+    record = tmp_path / "record.json"
+    sleeps = Sleeps()
+    judge = OpenAIBackend(
+        None, "tiny-model", api_key_env=KEY_ENV, max_retries=4, sleep=sleeps,
+        start_server={"command": [sys.executable, FAKE_SERVER], "startup_timeout_s": 30,
+                      "args": ["--echo-key", "--record", str(record)]})
+    server = judge.server
+    assert server is not None
+    assert server.pid is not None
+    try:
+        assert judge.judge([request()], Decoding())[0].text == "{}"
+        # The API server alone crashes; its "engine" child is left for the guard to end.
+        os.kill(server.pid, signal.SIGKILL)
+        wait_for(lambda: not server.running(), 5, "the crash was not noticed")
+        with caplog.at_level(logging.WARNING):
+            answers = judge.judge([request("a"), request("b")], Decoding())
+        for answer in answers:
+            error = answer.error
+            assert answer.text is None
+            assert error is not None
+            assert error.startswith(
+                "the local vLLM server is not running (exited with status 137 (SIGKILL)); "
+                "log tail:\n")
+            assert "fake vLLM server starting" in error
+            assert KEY not in error  # the log held it
+            assert "[redacted]" in error
+            assert answer.extra["attempts"] == "0"
+        assert sleeps.calls == []  # no backoff spent on a server that is gone
+        child = json.loads(record.read_text())["child_pid"]
+        wait_for(lambda: not pid_alive(child), 10, "the crashed server's child outlived it")
+    finally:
+        judge.close()
+    assert server.log_path is not None
+    assert server.log_path.exists()  # kept after the crash
+    assert str(server.log_path) in caplog.text
+    server.log_path.unlink()
 
 
 def test_server_only_on_loopback() -> None:

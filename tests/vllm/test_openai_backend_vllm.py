@@ -168,7 +168,8 @@ def test_api_key_never_appears_in_errors(server, tiny_qwen_dir, monkeypatch) -> 
 
 @pytest.mark.timeout(420)
 def test_server_killed_mid_run(tiny_qwen_dir) -> None:
-    """Requests already answered stay answered; the rest are retried, then per-request errors."""
+    """Requests already answered stay answered; the one in flight is retried, and once the
+    server is known to be dead the rest fail at once, each with its own error."""
     judge = client(None, tiny_qwen_dir, max_concurrency=1, max_retries=2, start_server={
         "args": server_args(SERVER_MAX_MODEL_LEN), "env": SERVER_ENV, "startup_timeout_s": 300})
     server = judge.server
@@ -191,7 +192,12 @@ def test_server_killed_mid_run(tiny_qwen_dir) -> None:
     finally:
         judge.close()
     assert [a.error is None for a in answers[:2]] == [True, True]
-    assert answers[-1].error.startswith("gave up after 3 attempts: connection error: ")
+    # the status is known once the guard has ended the rest of the group, which can lag
+    assert answers[-1].error.startswith("the local vLLM server is not running (exited")
+    for answer in answers[2:]:
+        assert answer.error.startswith(("gave up after", "the local vLLM server is not running"))
     for answer in answers:
         assert (answer.error is None) != (answer.text is None)
     assert not group_alive(server.pid)
+    assert server.log_path is not None
+    server.log_path.unlink()  # a crashed server's log is kept for debugging

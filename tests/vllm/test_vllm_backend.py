@@ -109,7 +109,9 @@ def test_prompt_too_long_is_a_request_error_and_the_engine_stays_healthy(vllm_ba
     image = requests[0].image
     too_long = JudgeRequest(key="long", prompt=FILLER * MAX_MODEL_LEN, image=image)
     answers = vllm_backend.judge([too_long, requests[1]], Decoding(max_new_tokens=16))
-    tokens = prompt_tokens(answers[0])
+    # never submitted: an estimate, kept out of the run's prompt-token (cache hit) counts
+    assert "prompt_tokens" not in answers[0].extra
+    tokens = int(answers[0].extra["estimated_prompt_tokens"])
     assert tokens > MAX_MODEL_LEN
     assert answers[0].text is None
     assert answers[0].error == (
@@ -151,6 +153,8 @@ def test_cut_answer_is_retried_once_with_a_larger_budget(vllm_backend, requests)
     assert (rescued.text, rescued.finish_reason) == (whole.text, "stop")
     assert rescued.extra["length_retries"] == "1"
     assert rescued.extra["max_tokens"] == str(2 * (needed - 1))
+    # the tokens of the submission that gave the answer
+    assert prompt_tokens(rescued) == prompt_tokens(whole)
 
     # Far too short: cut again after the retry, returned as "length" for the handler.
     (cut,) = vllm_backend.judge([request], Decoding(max_new_tokens=TRUNCATE_TOKENS))
@@ -185,26 +189,28 @@ def test_prefix_cache_hits_are_reported(vllm_backend) -> None:
     assert stats["cached_prompt_tokens"] <= stats["prompt_tokens"]
 
 
-def test_call_schema_replaces_the_backend_schema(vllm_backend, requests) -> None:
+def test_request_schema_replaces_the_backend_schema(vllm_backend, requests) -> None:
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
               "additionalProperties": False}
-    (answer,) = vllm_backend.judge(requests[:1], Decoding(max_new_tokens=32, json_schema=schema))
+    (answer,) = vllm_backend.judge([requests[0].model_copy(update={"json_schema": schema})],
+                                   Decoding(max_new_tokens=32))
     assert isinstance(json.loads(answer.text)["ok"], bool)
 
 
 def test_default_schema_compiles_and_uncompilable_ones_are_caught(vllm_backend, requests,
                                                                    monkeypatch) -> None:
     """xgrammar 0.2.8 in vLLM fails on repetition bounds above 128; `decoding_schema` splits its
-    bounds (regression), and a schema the engine still rejects is a per-request error when a call
-    brings it and a clear error at load time when the backend does."""
+    bounds (regression), and a schema the engine still rejects is a per-request error when a
+    request brings it and a clear error at load time when the backend does."""
     (answer,) = vllm_backend.judge(
-        requests[:1], Decoding(max_new_tokens=8, json_schema=decoding_schema()))
+        [requests[0].model_copy(update={"json_schema": decoding_schema()})],
+        Decoding(max_new_tokens=8))
     assert answer.error is None
     unbounded = {"type": "object", "properties": {"x": {"type": "string",
                                                         "pattern": "^[a-z]{0,200}$"}},
                  "required": ["x"]}
     (answer,) = vllm_backend.judge(
-        requests[:1], Decoding(max_new_tokens=8, json_schema=unbounded))
+        [requests[0].model_copy(update={"json_schema": unbounded})], Decoding(max_new_tokens=8))
     assert answer.error == "vLLM ended the request with finish_reason='error'"
     monkeypatch.setattr(vllm_backend, "_json_schema", unbounded)
     with pytest.raises(ValueError, match="could not use the judge's JSON schema"):
