@@ -31,8 +31,10 @@ import pytest
 from PIL import Image
 
 from claimdiff.errors import ConfigError
+from claimdiff.judges import server_guard
 from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest
 from claimdiff.judges.openai_backend import OpenAIBackend, VllmServer, _retry_after_seconds
+from claimdiff.judges.server_guard import pid_alive
 from tests.vllm.loopback import NO_USAGE, Captured, LoopbackServer, Reply, completion
 
 KEY_ENV = "CLAIMDIFF_TEST_OPENAI_KEY"
@@ -421,19 +423,7 @@ def fake_server(tmp_path: Path, *args: str, **options: object) -> VllmServer:
 
 def group_alive(pgid: int | None) -> bool:
     assert pgid is not None
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return server_guard.group_alive(pgid)
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, message: str) -> None:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from claimdiff.judges.base import Decoding, JudgeRequest
 from claimdiff.judges.openai_backend import OpenAIBackend, VllmServer
+from claimdiff.judges.server_guard import group_alive
 from claimdiff.schemas.judge import JudgeOutput
 from tests.vllm.loopback import LoopbackServer, forward_to
 from tests.vllm.settings import SERVER_ENV, server_args, small_schema
@@ -32,14 +33,6 @@ KEY_ENV = "CLAIMDIFF_TEST_VLLM_KEY"
 KEY = "sk-claimdiff-vllm-test-5f1e2d3c4b5a"
 SERVER_MAX_MODEL_LEN = 512
 COMPLETE = Decoding(max_new_tokens=384)
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")

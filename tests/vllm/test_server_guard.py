@@ -19,26 +19,15 @@ from pathlib import Path
 import pytest
 
 from claimdiff.judges.openai_backend import VllmServer, stop_all_servers
-from claimdiff.judges.server_guard import _requested_grace, describe_status
+from claimdiff.judges.server_guard import (
+    _requested_grace,
+    describe_status,
+    group_alive,
+    pid_alive,
+)
 
 FAKE_SERVER = str(Path(__file__).with_name("fake_vllm_server.py"))
 REPO = Path(__file__).parents[2]
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def gone_within(pids: list[int], timeout_s: float) -> bool:
