@@ -162,15 +162,17 @@ _BARE_HEADER = re.compile(
 )
 # a note after a key is part of the key line: `CAPTION_A_CLAIM (actor):`, `JUDGMENT [A/B]:`
 _KEY_NOTE = r"(?:\s*(?:\([^()]{0,40}\)|\[[^\[\]]{0,40}\]))?"
-_KEY_LINE = re.compile(
-    _PREFIX + r"(?P<emph>[*_`]*)\s*(?P<key>[A-Za-z][A-Za-z0-9 _/'’-]{0,39}?)" + _KEY_NOTE
-    + r"\s*" + _EMPH + r"\s*[:：]" + _EMPH + r"\s*(?P<value>.*)$"
-)
+
+
+def _key_line_pattern(separator: str) -> re.Pattern[str]:
+    return re.compile(
+        _PREFIX + r"(?P<emph>[*_`]*)\s*(?P<key>[A-Za-z][A-Za-z0-9 _/'’-]{0,39}?)" + _KEY_NOTE
+        + r"\s*" + _EMPH + separator + _EMPH + r"\s*(?P<value>.*)$")
+
+
+_KEY_LINE = _key_line_pattern(r"\s*[:：]")
 # `CAPTION_A_CLAIM - two dogs`: a dash separates too, but only after a known key
-_DASH_KEY_LINE = re.compile(
-    _PREFIX + r"(?P<emph>[*_`]*)\s*(?P<key>[A-Za-z][A-Za-z0-9 _/'’-]{0,39}?)" + _KEY_NOTE
-    + r"\s*" + _EMPH + r"\s+[-–—]\s+" + _EMPH + r"(?P<value>.*)$"
-)
+_DASH_KEY_LINE = _key_line_pattern(r"\s+[-–—]\s+")
 # the start of a line that names a difference key, however it is dressed: a line starting so
 # that is not read as a key is an answer in a shape this parser does not know, not prose
 _KEYISH = re.compile(

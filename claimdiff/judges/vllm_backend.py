@@ -54,7 +54,6 @@ class _Job:
     max_tokens: int
     json_schema: dict[str, Any] | None
     length_retries: int = 0
-    cached_prompt_tokens: int = 0  # of the last submission
 
 
 class _PromptSizer:
@@ -316,7 +315,6 @@ class VllmBackend:
             self._counters["prompt_estimate_mismatches"] += 1
             job.prompt_tokens = actual
         cached = int(output.num_cached_tokens or 0)
-        job.cached_prompt_tokens = cached
         self._counters["submitted"] += 1
         self._counters["prompt_tokens"] += actual
         self._counters["cached_prompt_tokens"] += cached
@@ -329,7 +327,7 @@ class VllmBackend:
         extra = {
             "new_tokens": str(len(completion.token_ids)),
             "prompt_tokens": str(job.prompt_tokens),
-            "cached_prompt_tokens": str(job.cached_prompt_tokens),
+            "cached_prompt_tokens": str(int(output.num_cached_tokens or 0)),
             "max_tokens": str(job.max_tokens),
             "length_retries": str(job.length_retries),
         }

@@ -52,19 +52,20 @@ def account(output: str, rows_in: int) -> Accounting:
     rows_judged = statuses.get("ok", 0)
     rewards_failed = statuses.get("failed", 0)
 
-    ok_keys = [(m, i) for m, i, s in zip(rewards["manifest"], rewards["row_index"],
-                                          rewards["status"], strict=True) if s == "ok"]
+    reward_keys = list(zip(rewards["manifest"], rewards["row_index"], rewards["status"],
+                           strict=True))
+    ok_keys = [(m, i) for m, i, status in reward_keys if status == "ok"]
+    failed_keys = {(m, i) for m, i, status in reward_keys if status == "failed"}
     # every failure site knows its row's index; a row without one cannot be matched, only counted
-    failure_keys = [(m, i) for m, i in zip(failures["manifest"], failures["row_index"],
-                                           strict=True) if i is not None]
+    failure_rows = [(m, i, sample) for m, i, sample in zip(
+        failures["manifest"], failures["row_index"], failures["sample_id"], strict=True)
+        if i is not None]
+    failure_keys = [(m, i) for m, i, _ in failure_rows]
     seen = Counter(ok_keys + failure_keys)
     duplicates = sum(count - 1 for count in seen.values() if count > 1)
-    failed_keys = {(m, i) for m, i, s in zip(rewards["manifest"], rewards["row_index"],
-                                              rewards["status"], strict=True) if s == "failed"}
     unexplained = len(failed_keys - set(failure_keys))
     # a row that failed after validation (it has an identity) also has its null reward row
-    validated = {(m, i) for m, i, s in zip(failures["manifest"], failures["row_index"],
-                                            failures["sample_id"], strict=True) if s is not None}
+    validated = {(m, i) for m, i, sample in failure_rows if sample is not None}
     without_reward = len(validated - failed_keys)
     return Accounting(
         rows_in=rows_in,
