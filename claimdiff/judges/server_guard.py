@@ -71,8 +71,16 @@ StopCallback = Callable[[bool, int | None], None]
 
 def group_alive(pgid: int) -> bool:
     """Whether any process (a zombie included) is left in process group `pgid`."""
+    return _answers_signal_0(os.killpg, pgid)
+
+
+def pid_alive(pid: int) -> bool:
+    return _answers_signal_0(os.kill, pid)
+
+
+def _answers_signal_0(send: Callable[[int, int], None], target: int) -> bool:
     try:
-        os.killpg(pgid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -109,16 +117,6 @@ def _pause(leader: subprocess.Popen[bytes] | None) -> None:
             leader.wait(timeout=0.1)
     else:
         time.sleep(0.1)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def describe_status(status: int | None) -> str:
