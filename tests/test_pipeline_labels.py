@@ -111,6 +111,13 @@ def test_every_row_is_accounted_for(manifest: Path, tmp_path: Path):
     assert by_actor["omission"]["stats"]["n_spurious"] == 1
     assert values["omission"]["lambda_0.5"] == pytest.approx(2.718281828 ** (-0.5 * 1.25 / 2))
     assert by_actor["count"]["reward"] == values["count"]["relative"]
+    # the texts and the judge's raw answer travel with every row (training needs no join)
+    count_row = by_actor["count"]
+    assert (count_row["caption"], count_row["reference"], count_row["image"]) == (
+        "Three dogs on a red sofa.", REF, "img/good.png")
+    assert json.loads(count_row["raw_answer"]) == COUNT_ERROR
+    assert count_row["verify_answers"] is None
+    assert (rewards[3]["caption"], rewards[3]["reference"]) == ("x", REF)
 
     differences = read(out, "differences")
     assert [(d["actor_id"], d["outcomes"]) for d in differences] == [
@@ -215,6 +222,8 @@ def test_two_pass_and_swap_with_gold_labels(manifest: Path, tmp_path: Path):
     assert rewards["omission"]["swap"] == {"original_differences": 2, "swapped_differences": 2,
                                            "matched": 2, "judgment_agreements": 2}
     assert rewards["count"]["stats"]["verify_disagreements"] == 0
+    verified = json.loads(rewards["count"]["verify_answers"][0])
+    assert [v["claim_id"] for v in verified["verdicts"]] == ["1A", "1R"]
     from claimdiff.quality.summary import summarise
 
     assert ("judge stats: verify_requests 3, verify_differences 3, verify_exempt 0, "

@@ -84,6 +84,7 @@ class JudgeResult:
     stage: Stage = Stage.JUDGE
     first_judgments: tuple[Judgment, ...] | None = None
     verify_disagreements: int = 0
+    verify_raw: tuple[str, ...] | None = None
     swap: SwapCheck | None = None
 
     @property
@@ -381,12 +382,14 @@ def verify(results: list[JudgeResult], backend: JudgeBackend, config: JudgeConfi
     note("verify_request", len(requests))
 
     verdicts: dict[int, list[ClaimVerdict]] = {}
+    raws: dict[int, list[str]] = {}
     failed: dict[int, Answer[VerificationOutput]] = {}
     for owner, answer in zip(owners, answers, strict=True):
         if answer.output is None:
             failed.setdefault(owner, answer)
         else:
             verdicts.setdefault(owner, []).extend(answer.output.verdicts)
+            raws.setdefault(owner, []).append(answer.raw or "")
     updated = list(results)
     for i, result in enumerate(results):
         if result.output is None:
@@ -404,5 +407,6 @@ def verify(results: list[JudgeResult], backend: JudgeBackend, config: JudgeConfi
         note("verify_disagreements", combined.disagreements)
         updated[i] = replace(result, output=combined.output,
                              first_judgments=combined.first_judgments,
-                             verify_disagreements=combined.disagreements)
+                             verify_disagreements=combined.disagreements,
+                             verify_raw=tuple(raws.get(i, ())))
     return updated

@@ -224,7 +224,10 @@ class RewardRow(BaseModel):
     actor_id: str
     manifest: str = Field(description="the manifest the row came from")
     row_index: int = Field(description="0-based position of the row in its manifest")
-    image_uri: str
+    image: str = Field(default="", description="image URI as written in the manifest")
+    image_uri: str = Field(description="image URI resolved against the manifest")
+    caption: str = Field(default="", description="the actor caption judged")
+    reference: str = Field(default="", description="the reference caption")
     status: RowStatus
     failure_stage: Stage | None = None
     failure_reason: str | None = None
@@ -237,6 +240,11 @@ class RewardRow(BaseModel):
     prompt_version: str | None = None
     decoding: DecodingParams | None = None
     cache_key: str | None = None
+    raw_answer: str | None = Field(
+        default=None, description="the judge's raw answer (first pass), kept for every judged "
+        "row so a parse can be audited and redone without calling the judge")
+    verify_answers: list[str] | None = Field(
+        default=None, description="the raw verification answers (two-pass mode), in order")
     metadata: str | None = None
 
 

@@ -56,12 +56,15 @@ class _Derive(beam.DoFn):
             yield beam.pvalue.TaggedOutput(DIFFERENCES, difference)
         yield beam.pvalue.TaggedOutput(REWARDS, RewardRow(
             run_id=self._run_id, sample_id=row.sample_id, actor_id=row.actor_id,
-            manifest=row.manifest, row_index=row.row_index, image_uri=row.image_uri,
+            manifest=row.manifest, row_index=row.row_index, image=row.image,
+            image_uri=row.image_uri, caption=row.caption, reference=row.reference,
             status=RowStatus.OK,
             reward=reward, rewards=rewards, stats=stats, swap=result.swap,
             image_sha256=item.image.sha256,
             judge_model=item.judge_model, prompt_version=item.prompt_version,
-            decoding=item.decoding, cache_key=item.cache_key, metadata=row.metadata))
+            decoding=item.decoding, cache_key=item.cache_key, raw_answer=result.raw_output,
+            verify_answers=list(result.verify_raw) if result.verify_raw is not None else None,
+            metadata=row.metadata))
 
 
 class Derive(beam.PTransform):

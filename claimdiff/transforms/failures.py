@@ -76,7 +76,8 @@ def null_reward(failed: Failed) -> list[RewardRow]:
         return []
     return [RewardRow(
         run_id=failed.failure.run_id, sample_id=row.sample_id, actor_id=row.actor_id,
-        manifest=row.manifest, row_index=row.row_index, image_uri=row.image_uri,
+        manifest=row.manifest, row_index=row.row_index, image=row.image,
+        image_uri=row.image_uri, caption=row.caption, reference=row.reference,
         status=RowStatus.FAILED,
         failure_stage=failed.failure.stage,
         failure_reason=f"{failed.failure.error_class}: {failed.failure.message}",
