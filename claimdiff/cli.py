@@ -18,9 +18,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from claimdiff.errors import ClaimdiffError, ConfigError, PipelineFailed
+from claimdiff.errors import ClaimdiffError, ConfigError, OutOfSpaceError, PipelineFailed
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_PIPELINE_FAILED = 0, 1, 2, 3
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_PIPELINE_FAILED, EXIT_NO_SPACE = 0, 1, 2, 3, 4
 _MAX_ERROR_CHARS = 800
 
 JUDGE_EPILOG = """\
@@ -94,6 +94,10 @@ def _judge_parser(sub: argparse._SubParsersAction) -> None:
     judge.add_argument("--run-id", help="run id (default: random)")
     judge.add_argument("--overwrite", action="store_true",
                        help="replace a previous run in --output")
+    judge.add_argument("--take-over", action="store_true",
+                       help="take over the claim a crashed run left on --output (a second run "
+                       "into an output that a live run holds is refused; see README: Failure "
+                       "handling)")
     judge.add_argument("--runner-preset", choices=["local", "multiprocess"], default="local",
                        help="runner when no --runner is given: in-process (default) or worker "
                        "processes")
@@ -115,7 +119,8 @@ def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list
             overrides[key] = value
     config = load_config(text, overrides)
     job_args: dict[str, Any] = {"manifest": args.manifest, "output": args.output,
-                                "config": config, "overwrite": args.overwrite}
+                                "config": config, "overwrite": args.overwrite,
+                                "take_over": args.take_over}
     if args.run_id:
         job_args["run_id"] = args.run_id
     options = pipeline_options(beam_args, args.runner_preset, args.workers)
@@ -128,6 +133,11 @@ def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list
     print(f"  differences  {acc.differences}")
     print(f"  failure share {manifest.failure_share:.3f} (max {manifest.max_failure_share})")
     print(f"  outputs      {manifest.output}/{{differences,rewards,failures}}/ and run.json")
+    if acc.top_failure_reasons:
+        print("  most common failure reasons:")
+        for reason in acc.top_failure_reasons[:5]:
+            print(f"    {reason.count:>6}  {reason.stage:<13} {reason.error_class}: "
+                  f"{reason.example}")
     return EXIT_OK if manifest.status == "ok" else EXIT_RUN_FAILED
 
 
@@ -303,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"claimdiff: error: the pipeline failed: {str(exc)[:_MAX_ERROR_CHARS]}"
               + ("" if args.verbose else " (-v prints the traceback)"), file=sys.stderr)
         return EXIT_PIPELINE_FAILED
+    except OutOfSpaceError as exc:
+        print(f"claimdiff: error: {exc}", file=sys.stderr)
+        return EXIT_NO_SPACE
     except ClaimdiffError as exc:
         print(f"claimdiff: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

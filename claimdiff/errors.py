@@ -18,6 +18,19 @@ class MissingExtraError(ClaimdiffError, ImportError):
         super().__init__(f"{package} is not installed: pip install 'claimdiff[{extra}]'")
 
 
+class ClaimHeldError(ConfigError):
+    """Another run holds the output folder (or left a claim behind); the message names it."""
+
+
+class IncompleteRunError(ClaimdiffError):
+    """A run folder holds no committed run: no `run.json` (killed, or still running), or one
+    whose listed shards are missing. Every reader refuses such a folder."""
+
+
+class OutOfSpaceError(ClaimdiffError):
+    """The output's filesystem is full (or over quota): nothing more can be written there."""
+
+
 class PipelineFailed(ClaimdiffError):
     """The Beam pipeline itself raised (a model that does not load, a runner error); the
     original exception is chained. No outputs of the run can be trusted."""

@@ -366,7 +366,7 @@ def gold_item(actor: str, index: int) -> GoldItem:
     """A gold item without differences."""
     row = InputRow(manifest="m", row_index=index, image="i", image_uri="/i", reference="r",
                    caption="c", sample_id="s", actor_id=actor, gold="{}")
-    differences, stats = derive_gold(row, JudgeOutput(), CONFIG, TypeMapper(CONFIG.taxonomy))
+    differences, stats = derive_gold(row, JudgeOutput(differences=[], overall=None), CONFIG, TypeMapper(CONFIG.taxonomy))
     return GoldItem(row, tuple(differences), stats, {})
 
 
@@ -717,10 +717,10 @@ def test_run_output_on_an_fsspec_url(hand_run):
 
 
 def test_not_a_run_output_is_a_clear_error(hand_run, tmp_path):
-    from claimdiff.errors import ConfigError
+    from claimdiff.errors import IncompleteRunError
 
     manifest, _ = hand_run
-    with pytest.raises(ConfigError, match="no rewards/ folder"):
+    with pytest.raises(IncompleteRunError, match="holds no finished run"):
         evaluate(str(tmp_path), str(manifest))
 
 
@@ -735,7 +735,7 @@ def test_bad_gold_rows_are_counted_not_scored(hand_run, tmp_path):
         12, 1, 1, 1)
     # A/faithful and B/nogold now have no usable gold: run rows without a partner
     assert (j.joined_judged, j.run_only) == (8, 2)
-    assert any("bad.jsonl#0" in p and "actor_claim or a reference_claim" in p
+    assert any("bad.jsonl#0" in p and "actor_claim: Field required" in p
                for p in j.problems)
     assert any("bad.jsonl#11" in p and "caption" in p for p in j.problems)
     assert_perfect(report)

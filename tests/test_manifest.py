@@ -117,7 +117,20 @@ def test_resolution_and_schemes():
         ({**ROW, "reference": "  "}, "'reference' is empty"),
         ({**ROW, "image": ""}, "'image' is empty"),
         ({**ROW, "caption": ["a", "list"]}, "'caption' must be text, got list"),
-        ({**ROW, "sample_id": True}, "'sample_id' must be text, got bool"),
+        ({**ROW, "sample_id": True}, "'sample_id' must be text or an integer, got bool"),
+        ({**ROW, "sample_id": 1.5}, "'sample_id' must be text or an integer, got float"),
+        ({**ROW, "actor_id": "\u200b"}, "'actor_id' is empty"),
+        # lax types that would silently become other values
+        ({**ROW, "caption": 42}, "'caption' must be text, got int"),
+        ({**ROW, "reference": 3.5}, "'reference' must be text, got float"),
+        ({**ROW, "caption": True}, "'caption' must be text, got bool"),
+        ({**ROW, "image": 7}, "'image' must be text, got int"),
+        ({**ROW, "caption": {"text": "a dog"}}, "'caption' must be text, got dict"),
+        # text that shows nothing is empty, whatever its length
+        *(({**ROW, "reference": blank}, "'reference' is empty") for blank in (
+            "\u200b\u200c\u200d", "\ufeff", "\u2060\u2061", "\u3164", "\u00a0\u2003\u3000",
+            "\u0301\u0302", "\u2800", "\u202e\u202d", "\u180e", "\t\n\r\x0b\x0c")),
+        ({**ROW, "image": "\u200b"}, "'image' is empty"),
     ],
 )
 def test_invalid_rows_say_why(record: dict, message: str):
@@ -196,7 +209,7 @@ def test_csv_bom_bad_bytes_big_cells_and_blank_lines(tmp_path: Path):
     rows = list(iter_manifest(str(path)))
     assert "not valid UTF-8" in str(rows[0][1])
     assert rows[1][1]["caption"] == big
-    assert "field larger than field limit" in str(rows[2][1])
+    assert "line 5: longer than 16777216 bytes" in str(rows[2][1])
     assert rows[3] == (3, {"image": "b.png", "reference": "A cat.", "caption": "One cat."})
 
 
@@ -206,8 +219,11 @@ def test_tsv_and_repeated_header(tmp_path: Path):
     assert next(iter(iter_manifest(str(path))))[1]["reference"] == "A dog, sitting."
     repeated = tmp_path / "r.csv"
     repeated.write_text("image,caption,caption\na.png,x,y\n")
-    with pytest.raises(ManifestError, match="repeats a column name"):
+    with pytest.raises(ManifestError, match=r"repeats the column name\(s\) \['caption'\]"):
         list(iter_manifest(str(repeated)))
+    # ... and is refused before any run starts
+    with pytest.raises(ConfigError, match="repeats the column name"):
+        expand_manifests(str(repeated), SCHEMES)
 
 
 def test_jsonl_hostile_lines_are_row_errors(tmp_path: Path):
@@ -237,3 +253,103 @@ def test_globs_only_match_manifests(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"cannot tell the manifest format of .*a\.png"):
         expand_manifests(str(tmp_path / "*"), SCHEMES)
     assert expand_manifests(str(tmp_path / "*.jsonl"), SCHEMES) == [str(tmp_path / "m.jsonl")]
+
+
+def _compressed(tmp_path: Path, suffix: str, lines: int) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    data = b"".join(json.dumps({**ROW, "caption": f"cap {i}"}).encode() + b"\n"
+                    for i in range(lines))
+    return {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress,
+            ".zst": zstandard.ZstdCompressor().compress}[suffix](data)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zst"])
+def test_truncated_compressed_manifest_keeps_rows_before_the_cut(tmp_path: Path, suffix: str):
+    whole = _compressed(tmp_path, suffix, 40_000)  # bz2 decodes 900 kB blocks whole
+    path = tmp_path / f"m.jsonl{suffix}"
+    path.write_bytes(whole[: len(whole) * 2 // 3])
+    rows = list(iter_manifest(str(path)))
+    *good, last = rows
+    assert good, "the rows before the cut are kept"
+    assert [i for i, _ in rows] == list(range(len(rows)))
+    assert all(r["caption"] == f"cap {i}" for i, r in good)
+    assert isinstance(last[1], ManifestRowError)
+    assert f"after line {len(good)}" in str(last[1])
+    assert "truncated" in str(last[1])
+
+
+def test_jsonl_messages_name_the_physical_line(tmp_path: Path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(json.dumps(ROW).encode() + b"\n\n\n{broken\n")
+    rows = list(iter_manifest(str(path)))
+    assert rows[1][0] == 1
+    assert str(rows[1][1]).startswith("line 4: not valid JSON")
+
+
+def test_an_over_long_jsonl_line_is_one_row_and_is_not_held(tmp_path: Path):
+    from claimdiff.io import manifest as manifest_module
+
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(json.dumps(ROW).encode() + b"\n" + b"x" * (3 * 2**20) + b"\n"
+                     + json.dumps(ROW).encode() + b"\n")
+    original = manifest_module.MAX_LINE_BYTES
+    manifest_module.MAX_LINE_BYTES = 2**20
+    try:
+        rows = list(iter_manifest(str(path)))
+    finally:
+        manifest_module.MAX_LINE_BYTES = original
+    assert [type(r).__name__ for _, r in rows] == ["dict", "ManifestRowError", "dict"]
+    assert "line 2: longer than 1048576 bytes" in str(rows[1][1])
+
+
+def test_corrupt_parquet_is_refused_before_the_run(tmp_path: Path):
+    path = tmp_path / "m.parquet"
+    pq.write_table(pa.Table.from_pylist([ROW] * 3), path)
+    data = path.read_bytes()
+    path.write_bytes(data[:-12] + b"\x00" * 12)  # footer length and magic gone
+    with pytest.raises(ConfigError, match="not a readable Parquet file"):
+        expand_manifests(str(path), SCHEMES)
+
+
+def test_corrupt_parquet_pages_cost_the_rows_from_there(tmp_path: Path):
+    path = tmp_path / "m.parquet"
+    rows = [{**ROW, "caption": f"caption number {i} " * 20} for i in range(3000)]
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=1000, compression="none")
+    data = bytearray(path.read_bytes())
+    footer = pq.ParquetFile(path).metadata
+    start = footer.row_group(2).column(2).data_page_offset  # caption pages of the third group
+    data[start:start + 200] = b"\xff" * 200
+    path.write_bytes(bytes(data))
+    read = list(iter_manifest(str(path)))
+    assert all(isinstance(r, dict) for _, r in read[:2000])
+    assert len(read) == 2001
+    assert "row group 2 is corrupt from here on" in str(read[2000][1])
+    assert "rows 2001 to 3000" in str(read[2000][1])
+    assert [i for i, _ in read] == list(range(2001))
+
+
+@pytest.mark.parametrize("make", ["directory", "fifo", "missing", "glob-with-folder"])
+def test_manifests_that_are_not_files_are_refused(tmp_path: Path, make: str):
+    import os
+
+    path = tmp_path / "m.jsonl"
+    pattern = str(path)
+    if make == "directory":
+        path.mkdir()
+        message = "is a directory"
+    elif make == "fifo":
+        os.mkfifo(path)
+        message = "not a regular file"
+    elif make == "missing":
+        message = "manifest not found"
+    else:
+        (tmp_path / "sub.jsonl").mkdir()  # a glob matches files only
+        pattern = str(tmp_path / "*.jsonl")
+        message = "no manifest matches"
+    with pytest.raises(ConfigError, match=message):
+        expand_manifests(pattern, SCHEMES)

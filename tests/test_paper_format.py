@@ -18,7 +18,8 @@ def d(aspect: str, actor: str | None, reference: str | None, judgment: str,
 
     return {"aspect": aspect, "actor_claim": actor, "reference_claim": reference,
             "judgment": judgment, "actor_error": error(actor_error),
-            "reference_error": error(reference_error)}
+            "reference_error": error(reference_error), "actor_span": None,
+            "reference_span": None, "confidence": None}
 
 
 def out(*differences: dict[str, Any], overall: str | None = "reference") -> JudgeOutput:

@@ -85,7 +85,7 @@ def test_every_row_is_accounted_for(manifest: Path, tmp_path: Path):
     invalid = failures[8]
     assert (invalid["stage"], invalid["error_class"], invalid["attempts"]) == (
         "judge", "JudgeOutputError", 2)
-    assert "actor_claim or a reference_claim" in invalid["message"]
+    assert "actor_claim: Field required" in invalid["message"]
     assert json.loads(invalid["raw_output"])["differences"][0]["aspect"] == "x"
     assert (failures[9]["error_class"], failures[9]["attempts"]) == ("JudgeRequestError", 1)
     assert all(f["run_id"] == "run-1" for f in failures.values())

@@ -124,7 +124,9 @@ def test_judge_output_validates_differences():
                                               actor_error=("count_mismatch", 3))))
     assert ok.differences[0].actor_error is not None
     with pytest.raises(ValidationError, match="actor_claim or a reference_claim"):
-        JudgeOutput.model_validate(gold(diff("dogs", None, " ", "reference")))
+        JudgeOutput.model_validate(gold(diff("dogs", None, None, "reference")))
+    with pytest.raises(ValidationError, match="invisible"):
+        JudgeOutput.model_validate(gold(diff("dogs", None, " \u200b", "reference")))
     with pytest.raises(ValidationError):
         JudgeOutput.model_validate(gold(diff("dogs", "x", None, "maybe")))
     with pytest.raises(ValidationError):
@@ -142,7 +144,8 @@ def test_decoding_schema_is_derived_and_has_no_string_lengths():
     with_actor, reference_only = schema["$defs"]["JudgedDifference"]["anyOf"]
     for variant in (with_actor, reference_only):
         assert set(variant["required"]) == fields
-        assert variant["properties"]["aspect"]["pattern"].endswith("{1,20}$")
+        assert variant["properties"]["aspect"]["pattern"].endswith("{0,19}$")
+        assert not re.match(variant["properties"]["aspect"]["pattern"], " x")
     # a claimless difference (which JudgedDifference rejects) cannot be decoded
     assert with_actor["properties"]["actor_claim"]["type"] == "string"
     assert reference_only["properties"]["actor_claim"] == {"type": "null"}

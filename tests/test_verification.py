@@ -185,7 +185,8 @@ def test_only_one_sided_non_visual_errors_escape_verification():
 
         return {"aspect": "x", "actor_claim": actor, "reference_claim": reference,
                 "judgment": "reference", "actor_error": error(actor_type),
-                "reference_error": error(reference_type)}
+                "reference_error": error(reference_type), "actor_span": None,
+                "reference_span": None, "confidence": None}
 
     output = JudgeOutput.model_validate({"differences": [
         difference("A dog. A dog.", None, "repetition_redundancy"),  # exempt
@@ -193,6 +194,6 @@ def test_only_one_sided_non_visual_errors_escape_verification():
         difference("Two dogs.", "One dog.", "repetition_redundancy"),  # a conflict: verified
         difference("A cat.", None, "redundant_detail"),  # no word starts with a key: verified
         difference("A cat.", None, None, "repetition_redundancy"),  # the silent side's: verified
-    ]})
+    ], "overall": None})
     assert exempt_differences(output, ["repetit", "repeat"]) == {0, 1}
     assert exempt_differences(output, []) == set()

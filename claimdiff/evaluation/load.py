@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import fsspec
 from pydantic import BaseModel, ValidationError
 
 from claimdiff.config import ClaimdiffConfig
 from claimdiff.errors import ConfigError, JudgeOutputError, RowError
-from claimdiff.io.datasets import has_dataset, read_rows
+from claimdiff.io.datasets import has_dataset, read_rows, read_run_manifest
 from claimdiff.io.manifest import expand_manifests, iter_manifest, validate_row
 from claimdiff.judges.parsing import parse_judge_output
 from claimdiff.rewards.stats import Provenance, derive
@@ -38,23 +37,18 @@ MAX_PROBLEMS = 20  # problem messages kept in the report; the counts cover the r
 GOLD_RUN_ID = "gold"
 
 
-def _join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts])
-
-
 def resolve_config(run_output: str, config: ClaimdiffConfig | None
                    ) -> tuple[ClaimdiffConfig, str]:
-    """The configuration to derive gold with, and where it came from."""
+    """The configuration to derive gold with, and where it came from.
+
+    The run must be committed (`IncompleteRunError` otherwise): an unfinished run is never
+    scored as if it were a whole one.
+    """
+    run = read_run_manifest(run_output)
     if config is not None:
         return config, "argument"
-    fs, root = fsspec.core.url_to_fs(run_output)
-    path = _join(root, "run.json")
-    if not fs.exists(path):
-        return ClaimdiffConfig(), "default"
-    with fs.open(path, "rb") as handle:
-        data = json.loads(handle.read())
     try:
-        return ClaimdiffConfig.model_validate(data.get("config") or {}), "run.json"
+        return ClaimdiffConfig.model_validate(run.config or {}), "run.json"
     except ValidationError as exc:
         raise ConfigError(
             f"the configuration in {run_output}/run.json does not validate ({exc.error_count()} "

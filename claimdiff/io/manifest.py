@@ -8,8 +8,12 @@ latter into a failure row and goes on. `validate_row` turns a parsed row into an
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
+import stat
+from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
@@ -19,6 +23,7 @@ from claimdiff import ids
 from claimdiff.errors import ConfigError, ManifestError, ManifestRowError
 from claimdiff.io.uris import check_scheme, normalised, resolve
 from claimdiff.schemas.rows import InputRow
+from claimdiff.text import is_blank
 
 FORMATS = ("jsonl", "parquet", "csv", "tsv")
 REQUIRED = ("image", "reference", "caption")
@@ -28,6 +33,8 @@ _BOM = "\ufeff"
 # A CSV cell may hold a whole gold label set (the csv module's default limit is 128 KiB); a
 # larger cell is a bad row, and an unclosed quote does not buffer the rest of a big file.
 _CSV_FIELD_LIMIT = 16 * 2**20
+# The longest physical line read into memory: a longer one is one bad row, skipped unread.
+MAX_LINE_BYTES = 16 * 2**20
 
 
 def manifest_format(uri: str) -> str:
@@ -55,28 +62,97 @@ def manifest_format(uri: str) -> str:
 def expand_manifests(pattern: str, allowed_schemes: Sequence[str]) -> list[str]:
     """The manifest files a URI or glob names, sorted; a plain URI is kept as written.
 
-    Every file must have a manifest format: a glob that also matches images or notes is
-    refused before anything runs, rather than failing on a worker halfway through.
+    Every file must have a manifest format, be a regular file and open as one (`check_manifest`):
+    a glob that also matches images or notes, a folder given as the manifest, a corrupt Parquet
+    footer or a CSV header that repeats a column is refused before anything runs (exit 2),
+    rather than failing the whole run on a worker halfway through.
     """
     import fsspec
 
     check_scheme(pattern, allowed_schemes)
-    fs, _, paths = fsspec.get_fs_token_paths(pattern)
+    try:
+        fs, _, paths = fsspec.get_fs_token_paths(pattern)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"cannot read manifest {pattern}: {type(exc).__name__}: {exc}") from exc
     if not any(ch in pattern for ch in "*?["):
-        if not fs.exists(paths[0]):
-            raise ConfigError(f"manifest not found: {pattern}")
-        manifest_format(pattern)
-        return [pattern]
-    if not paths:
-        raise ConfigError(f"no manifest matches {pattern!r}")
-    found = sorted(fs.unstrip_protocol(p) if "://" in pattern else p for p in paths)
+        found = [pattern]
+    else:
+        if not paths:
+            raise ConfigError(f"no manifest matches {pattern!r}")
+        found = sorted(fs.unstrip_protocol(p) if "://" in pattern else p for p in paths)
     for uri in found:
-        manifest_format(uri)
+        check_manifest(uri)
     return found
+
+
+def check_manifest(uri: str) -> None:
+    """Refuse, with one line, a manifest no row of which could be read."""
+    import fsspec
+
+    manifest_format(uri)
+    fs, path = fsspec.core.url_to_fs(uri)
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        raise ConfigError(f"manifest not found: {uri}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read manifest {uri}: {type(exc).__name__}: {exc}") from exc
+    if info.get("type") == "directory":
+        raise ConfigError(f"manifest {uri} is a directory; name the file (or a glob inside it)")
+    if info.get("type") not in (None, "file"):
+        raise ConfigError(f"manifest {uri} is not a regular file ({info.get('type')})")
+    if isinstance(fs, _local_fs()):
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"manifest {uri} is not a regular file (a FIFO, device or socket)")
+    try:
+        _check_opens(uri)
+    except ManifestError as exc:
+        raise ConfigError(str(exc)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read manifest {uri}: {type(exc).__name__}: {exc}") from exc
+
+
+def _local_fs() -> type:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return LocalFileSystem
+
+
+def _check_opens(uri: str) -> None:
+    """What `iter_manifest` would raise before its first row: a bad footer, a bad header."""
+    fmt = manifest_format(uri)
+    if fmt == "parquet":
+        import fsspec
+        import pyarrow.parquet as pq
+
+        with fsspec.open(uri, "rb") as handle:
+            try:
+                pq.ParquetFile(handle).schema_arrow  # noqa: B018 - reads and checks the footer
+            except (OSError, ValueError) as exc:
+                raise ManifestError(f"{uri} is not a readable Parquet file: {exc}") from exc
+    elif fmt in ("csv", "tsv"):
+        for _, _, record in iter_manifest_lines(uri):
+            del record  # the header was read and checked; the first row decides nothing
+            break
 
 
 def iter_manifest(uri: str) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
     """Rows of one manifest file, in order, with their 0-based index."""
+    for index, _, record in iter_manifest_lines(uri):
+        yield index, record
+
+
+def iter_manifest_lines(
+    uri: str,
+) -> Iterator[tuple[int, int, dict[str, Any] | ManifestRowError]]:
+    """Rows of one manifest file, in order: (0-based row index, physical position, row).
+
+    The position is the 1-based physical line a JSONL/CSV row starts on (what an editor shows;
+    blank lines and multi-line CSV cells make it differ from the index), or the 1-based row
+    number of a Parquet file. A compressed file that ends early (a cut download) keeps every row
+    before the cut and yields one error for the rest.
+    """
     fmt = manifest_format(uri)
     if fmt == "parquet":
         yield from _iter_parquet(uri)
@@ -84,60 +160,183 @@ def iter_manifest(uri: str) -> Iterator[tuple[int, dict[str, Any] | ManifestRowE
     import fsspec
 
     # Binary, so one line of invalid UTF-8 is one bad row rather than an unreadable file.
-    with fsspec.open(uri, "rb", compression="infer") as handle:
-        if fmt == "jsonl":
-            yield from _iter_jsonl(handle)
-        else:
-            yield from _iter_csv(handle, "\t" if fmt == "tsv" else ",")
+    zstd = uri.lower().endswith(".zst")
+    with fsspec.open(uri, "rb", compression=None if zstd else "infer") as opened:
+        handle: IO[bytes] = io.BufferedReader(_ZstdReader(opened)) if zstd else opened
+        lines = _PhysicalLines(handle)
+        rows = _iter_jsonl(lines) if fmt == "jsonl" else _iter_csv(
+            lines, "\t" if fmt == "tsv" else ",")
+        index = 0
+        try:
+            for index, line, record in rows:
+                yield index, line, record
+            return
+        except _STREAM_ERRORS as exc:
+            # one row for all that cannot be read: the run goes on, the accounting balances
+            yield (index + 1 if lines.yielded_rows else index), lines.number + 1, ManifestRowError(
+                f"line {lines.number + 1}: the file ends early or is corrupt after line "
+                f"{lines.number} ({type(exc).__name__}: {exc}); the rows after that cannot be "
+                "read (a truncated compressed download?)")
 
 
-def _iter_jsonl(handle: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
+def _stream_errors() -> tuple[type[BaseException], ...]:
+    """What decompressors raise for a cut or corrupt stream."""
+    import lzma
+    import zlib
+
+    errors: list[type[BaseException]] = [EOFError, zlib.error, lzma.LZMAError, OSError]
+    try:
+        import zstandard
+
+        errors.append(zstandard.ZstdError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+_STREAM_ERRORS = _stream_errors()
+
+
+class _ZstdReader(io.RawIOBase):
+    """A zstd stream, decoded frame by frame, that raises EOFError when the input ends inside a
+    frame: zstandard's own stream reader then just stops, and a cut download would read as a
+    shorter, complete-looking file."""
+
+    _CHUNK = 1 << 16
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        import zstandard
+
+        self._raw = raw
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._frame = self._new()
+        self._in_frame = False
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._raw.read(self._CHUNK)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("the zstd stream ends inside a frame")
+                return 0
+            self._pending = self._feed(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _feed(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            self._in_frame = True
+            out.append(self._frame.decompress(chunk))
+            if not self._frame.eof:
+                break
+            self._in_frame = False
+            chunk = self._frame.unused_data
+            self._frame = self._new()
+        return b"".join(out)
+
+
+class _PhysicalLines:
+    """The physical lines of a binary file, numbered, each at most `MAX_LINE_BYTES` long.
+
+    A longer line is not read into memory: it is skipped to its end and stands as one bad row
+    (`too_long`). `number` is the 1-based number of the last line handed out.
+    """
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self.number = 0
+        self.yielded_rows = False
+
+    def __iter__(self) -> _PhysicalLines:
+        return self
+
+    def __next__(self) -> tuple[bytes, bool]:
+        line = self._handle.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            return line, False
+        while True:  # the rest of an over-long line, in bounded pieces, dropped
+            rest = self._handle.readline(MAX_LINE_BYTES)
+            if not rest or rest.endswith(b"\n"):
+                return line[:200], True
+
+
+def _iter_jsonl(
+    lines: _PhysicalLines,
+) -> Iterator[tuple[int, int, dict[str, Any] | ManifestRowError]]:
     index = 0
-    for number, line in enumerate(handle):
-        if not line.strip():
+    for line, too_long in lines:
+        number = lines.number
+        if too_long:
+            record: dict[str, Any] | ManifestRowError = ManifestRowError(
+                f"line {number}: longer than {MAX_LINE_BYTES} bytes",
+                raw=line.decode("utf-8", errors="replace"))
+        elif not line.strip():
             continue
-        yield index, _parse_json_line(line, first=number == 0)
+        else:
+            record = _parse_json_line(line, first=number == 1, number=number)
+        yield index, number, record
+        lines.yielded_rows = True
         index += 1
 
 
-def _parse_json_line(line: bytes, *, first: bool) -> dict[str, Any] | ManifestRowError:
+def _parse_json_line(line: bytes, *, first: bool, number: int
+                     ) -> dict[str, Any] | ManifestRowError:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return ManifestRowError(f"line is not valid UTF-8: {exc.reason} at byte {exc.start}",
-                                raw=line.decode("utf-8", errors="replace"))
+        return ManifestRowError(
+            f"line {number}: not valid UTF-8: {exc.reason} at byte {exc.start}",
+            raw=line.decode("utf-8", errors="replace"))
     if first:
         text = text.removeprefix(_BOM)  # editors on Windows start files with one
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return ManifestRowError(f"line is not valid JSON: {exc.msg} at column {exc.colno}",
-                                raw=text)
+        return ManifestRowError(
+            f"line {number}: not valid JSON: {exc.msg} at column {exc.colno}", raw=text)
     except RecursionError:
-        return ManifestRowError("line is nested too deeply to parse", raw=text[:1000])
+        return ManifestRowError(f"line {number}: nested too deeply to parse", raw=text[:1000])
     if not isinstance(value, dict):
-        return ManifestRowError(f"line is a JSON {type(value).__name__}, not an object", raw=text)
+        return ManifestRowError(
+            f"line {number}: a JSON {type(value).__name__}, not an object", raw=text)
     try:
         # "\ud800" is valid JSON but no valid text: it would break every encoder after this
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        return ManifestRowError("line holds an unpaired surrogate escape (\\ud800-\\udfff)",
-                                raw=text.encode("utf-8", errors="replace").decode("utf-8"))
+        return ManifestRowError(
+            f"line {number}: holds an unpaired surrogate escape (\\ud800-\\udfff)",
+            raw=text.encode("utf-8", errors="replace").decode("utf-8"))
     return value
 
 
-class _Lines:
-    """The physical lines of a binary text file, decoded one by one, with push-back.
+@dataclass(frozen=True)
+class _Line:
+    text: str
+    problem: str | None  # "not valid UTF-8", "longer than ...", or None
+    number: int
 
-    The csv reader pulls lines through this; what it pulled for one record is kept, so a record
-    that an unclosed quote ran on with can be read again from its second line.
+
+class _Lines:
+    """Physical lines decoded one by one, with push-back, for the csv reader to pull.
+
+    What it pulled for one record is kept, so a record that an unclosed quote ran on with can be
+    read again from its second line.
     """
 
-    def __init__(self, handle: IO[bytes]) -> None:
-        self._handle = iter(handle)
-        self._pushed: list[tuple[str, bool]] = []
-        self._first = True
-        self.taken: list[tuple[str, bool]] = []  # (text, decoded cleanly) since the last reset
+    def __init__(self, lines: _PhysicalLines) -> None:
+        self._lines = lines
+        self._pushed: list[_Line] = []
+        self.taken: list[_Line] = []  # since the last reset
 
     def __iter__(self) -> _Lines:
         return self
@@ -146,27 +345,32 @@ class _Lines:
         if self._pushed:
             item = self._pushed.pop()
         else:
-            raw = next(self._handle)
+            raw, too_long = next(self._lines)
+            number = self._lines.number
+            problem = f"longer than {MAX_LINE_BYTES} bytes" if too_long else None
             try:
-                item = (raw.decode("utf-8"), True)
+                text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                item = (raw.decode("utf-8", errors="replace"), False)
-            if self._first:
-                item = (item[0].removeprefix(_BOM), item[1])
-                self._first = False
+                text = raw.decode("utf-8", errors="replace")
+                problem = problem or "not valid UTF-8"
+            if number == 1:
+                text = text.removeprefix(_BOM)
+            if too_long:
+                text = "\n"  # an over-long line stands as one bad row, and ends here
+            item = _Line(text, problem, number)
         self.taken.append(item)
-        return item[0]
+        return item.text
 
     def reset(self) -> None:
         self.taken = []
 
-    def push_back(self, items: list[tuple[str, bool]]) -> None:
+    def push_back(self, items: list[_Line]) -> None:
         self._pushed.extend(reversed(items))
 
 
 def _iter_csv(
-    handle: IO[bytes], delimiter: str
-) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
+    physical: _PhysicalLines, delimiter: str
+) -> Iterator[tuple[int, int, dict[str, Any] | ManifestRowError]]:
     """Rows of a CSV/TSV file; a broken row costs that row only.
 
     A quote that never closes would swallow the lines after it into one field (the csv module
@@ -178,7 +382,7 @@ def _iter_csv(
     malformed either way, and no line is left out.)
     """
     csv.field_size_limit(_CSV_FIELD_LIMIT)
-    lines = _Lines(handle)
+    lines = _Lines(physical)
 
     def reader() -> Iterator[list[str]]:
         return csv.reader(lines, delimiter=delimiter, strict=True)
@@ -191,7 +395,8 @@ def _iter_csv(
     if header is None:
         return
     if len(set(header)) != len(header):
-        raise ManifestError(f"CSV header repeats a column name: {header}")
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        raise ManifestError(f"CSV header repeats the column name(s) {repeated}: {header}")
     width = len(header)
     index = 0
     lines.reset()
@@ -203,36 +408,46 @@ def _iter_csv(
         except csv.Error as exc:
             taken = lines.taken
             lines.reset()
-            yield index, ManifestRowError(
-                f"row is not valid CSV ({exc}; an unclosed quote?)", raw=taken[0][0])
+            first = taken[0]
+            yield index, first.number, ManifestRowError(
+                f"line {first.number}: not valid CSV ({exc}; an unclosed quote?)",
+                raw=first.text)
+            physical.yielded_rows = True
             lines.push_back(taken[1:])
             rows = reader()  # a reader that raised is in no state to go on
             index += 1
             continue
-        taken, clean = lines.taken, all(ok for _, ok in lines.taken)
+        taken = lines.taken
         lines.reset()
-        if not fields:
+        problem = next((line.problem for line in taken if line.problem), None)
+        if not fields and problem is None:
             continue  # a blank line is not a row
+        first = taken[0]
+        text = "".join(line.text for line in taken)
+        record: dict[str, Any] | ManifestRowError
         if len(fields) != width and len(taken) > 1:
-            yield index, ManifestRowError(
-                f"row has {len(fields)} fields, the header has {width}, and runs over "
-                f"{len(taken)} lines (an unclosed quote?)", raw=taken[0][0])
+            record = ManifestRowError(
+                f"line {first.number}: row has {len(fields)} fields, the header has {width}, "
+                f"and runs over {len(taken)} lines (an unclosed quote?)", raw=first.text)
             lines.push_back(taken[1:])
-        elif not clean:
-            yield index, ManifestRowError("line is not valid UTF-8",
-                                          raw="".join(text for text, _ in taken))
+        elif problem is not None:
+            record = ManifestRowError(f"line {first.number}: {problem}", raw=text[:1000])
         elif len(fields) != width:
-            yield index, ManifestRowError(
-                f"row has {len(fields)} fields, the header has {width}",
-                raw="".join(text for text, _ in taken))
+            record = ManifestRowError(
+                f"line {first.number}: row has {len(fields)} fields, the header has {width}",
+                raw=text)
         else:
             # CSV has no null: an empty optional cell means "absent"
-            yield index, {k: (v if v != "" or k in REQUIRED else None)
-                          for k, v in zip(header, fields, strict=True)}
+            record = {k: (v if v != "" or k in REQUIRED else None)
+                      for k, v in zip(header, fields, strict=True)}
+        yield index, first.number, record
+        physical.yielded_rows = True
         index += 1
 
 
-def _iter_parquet(uri: str) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
+def _iter_parquet(uri: str) -> Iterator[tuple[int, int, dict[str, Any] | ManifestRowError]]:
+    """Rows of a Parquet file, row group by row group; a corrupt row group costs its own rows,
+    as one error row, and reading goes on with the next group."""
     import fsspec
     import pyarrow.parquet as pq
 
@@ -241,21 +456,54 @@ def _iter_parquet(uri: str) -> Iterator[tuple[int, dict[str, Any] | ManifestRowE
             parquet = pq.ParquetFile(handle)
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise ManifestError(f"{uri} is not a readable Parquet file: {exc}") from exc
-        index = 0
-        for batch in parquet.iter_batches(batch_size=4096):
-            for record in batch.to_pylist():
-                yield index, record
+        index = 0  # rows yielded so far (a bad group counts as one)
+        first_row = 0  # the file's row number where the current group starts
+        for group in range(parquet.num_row_groups):
+            size = parquet.metadata.row_group(group).num_rows
+            records: list[dict[str, Any]] = []
+            read = 0
+            try:
+                for batch in parquet.iter_batches(batch_size=4096, row_groups=[group]):
+                    records = batch.to_pylist()
+                    for record in records:
+                        yield index, first_row + read + 1, record
+                        index += 1
+                        read += 1
+            except (OSError, ValueError) as exc:
+                yield index, first_row + read + 1, ManifestRowError(
+                    f"row {first_row + read + 1}: the Parquet data of row group {group} is "
+                    f"corrupt from here on ({' '.join(str(exc).split())[:300]}); rows "
+                    f"{first_row + read + 1} to {first_row + size} cannot be read")
                 index += 1
+            first_row += size
 
 
-def _text(value: Any, column: str, *, required: bool) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        if required:
-            raise ManifestRowError(f"column {column!r} is missing or null")
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _text(value: Any, column: str) -> str:
+    """A required text column: text only (a number where a caption belongs is not a caption)."""
+    if _missing(value):
+        raise ManifestRowError(f"column {column!r} is missing or null")
+    if not isinstance(value, str):
+        raise ManifestRowError(f"column {column!r} must be text, got {type(value).__name__}")
+    return value
+
+
+def _identity(value: Any, column: str) -> str | None:
+    """An optional id column: text, or a whole number (ids are often integers in Parquet and
+    JSON, and an integer has one spelling); never a bool, float or structure."""
+    if _missing(value):
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ManifestRowError(f"column {column!r} must be text, got {type(value).__name__}")
-    return str(value)
+        raise ManifestRowError(
+            f"column {column!r} must be text or an integer, got {type(value).__name__}")
+    text = str(value)
+    if is_blank(text):
+        raise ManifestRowError(f"column {column!r} is empty (only spaces or invisible "
+                               "characters); leave it out for the default id")
+    return text
 
 
 def validate_row(
@@ -277,16 +525,14 @@ def validate_row(
     missing = [c for c in REQUIRED if c not in record]
     if missing:
         raise ManifestRowError(f"missing required column(s): {', '.join(missing)}")
-    image = _text(record["image"], "image", required=True)
-    reference = _text(record["reference"], "reference", required=True)
-    caption = _text(record["caption"], "caption", required=True)
-    assert image is not None
-    assert reference is not None
-    assert caption is not None
-    if not image.strip():
-        raise ManifestRowError("column 'image' is empty")
-    if not reference.strip():
-        raise ManifestRowError("column 'reference' is empty")
+    image = _text(record["image"], "image")
+    reference = _text(record["reference"], "reference")
+    caption = _text(record["caption"], "caption")
+    if is_blank(image):
+        raise ManifestRowError("column 'image' is empty (only spaces or invisible characters)")
+    if is_blank(reference):
+        raise ManifestRowError(
+            "column 'reference' is empty (only spaces or invisible characters)")
     if max_text_chars is not None:
         for column, text in (("reference", reference), ("caption", caption)):
             if len(text) > max_text_chars:
@@ -305,8 +551,8 @@ def validate_row(
         except (TypeError, ValueError) as exc:
             raise ManifestRowError(f"column 'gold' is not JSON data: {exc}") from exc
     extra = {k: v for k, v in record.items() if k not in KNOWN}
-    sample_id = _text(record.get("sample_id"), "sample_id", required=False)
-    actor_id = _text(record.get("actor_id"), "actor_id", required=False)
+    sample_id = _identity(record.get("sample_id"), "sample_id")
+    actor_id = _identity(record.get("actor_id"), "actor_id")
     try:
         return InputRow(
             manifest=manifest,

@@ -606,6 +606,10 @@ def _difference(block: _Block) -> dict[str, Any]:
         "judgment": _judgment(judgment, block.label),
         "actor_error": _error(block, ERROR_A),
         "reference_error": _error(block, ERROR_B),
+        # the plain-text format has no spans or confidences: absent, said so explicitly
+        "actor_span": None,
+        "reference_span": None,
+        "confidence": None,
     }
 
 

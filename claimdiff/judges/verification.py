@@ -34,7 +34,6 @@ such differences are not sent to the verifier and keep the first pass's judgment
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from claimdiff.errors import JudgeOutputError
-from claimdiff.judges.parsing import extract_json
+from claimdiff.judges.parsing import describe_validation, extract_json, load_answer_json
 from claimdiff.judges.prompting import neutralise
 from claimdiff.rewards.outcomes import difference_kind, outcomes_of
 from claimdiff.schemas.judge import (
@@ -91,13 +90,15 @@ def parse_verification(text: str | None, expected: Sequence[Claim]) -> Verificat
     """Parse an answer and check it decides exactly the claims it was asked about."""
     if text is None or not text.strip():
         raise JudgeOutputError("empty verification answer")
+    data = load_answer_json(extract_json(text))
+    if not isinstance(data, dict):
+        raise JudgeOutputError(f"verification answer is a JSON {type(data).__name__}, "
+                               "not an object")
     try:
-        output = VerificationOutput.model_validate(json.loads(extract_json(text), strict=False))
-    except json.JSONDecodeError as exc:
-        raise JudgeOutputError(f"verification answer is not valid JSON: {exc.msg}") from exc
+        output = VerificationOutput.model_validate(data)
     except ValidationError as exc:
         raise JudgeOutputError(
-            f"verification answer does not fit its schema: {exc.errors()[0]['msg']}") from exc
+            f"verification answer does not fit its schema: {describe_validation(exc)}") from exc
     asked = [c.claim_id for c in expected]
     answered = [v.claim_id for v in output.verdicts]
     if sorted(answered) != sorted(asked):

@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from claimdiff.config import ClaimdiffConfig, JudgeConfig
 from claimdiff.errors import PipelineFailed
+from claimdiff.io.claims import OutputClaim
 from claimdiff.io.manifest import expand_manifests
 from claimdiff.judges.factory import check_model_source, model_id
 from claimdiff.judges.handler import METRICS_NAMESPACE as JUDGE_NAMESPACE
@@ -42,6 +43,7 @@ class JudgeJob:
     config: ClaimdiffConfig = field(default_factory=ClaimdiffConfig)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     overwrite: bool = False
+    take_over: bool = False
 
 
 def build(
@@ -146,8 +148,20 @@ def run_judge(
         load_prompt(config.judge.verify_prompt).require("claims")
     check_model_source(config.judge)
     manifests = expand_manifests(job.manifest, config.images.allowed_schemes)
-    outputs.prepare_output(job.output, overwrite=job.overwrite)
+    try:
+        with OutputClaim.acquire(job.output, job.run_id, take_over=job.take_over, clock=clock):
+            outputs.prepare_output(job.output, overwrite=job.overwrite)
+            return _run_claimed(job, options, clock, manifests, prompt)
+    except OSError as exc:
+        if outputs.is_out_of_space(exc):
+            raise outputs.out_of_space(job.output, exc) from exc
+        raise
 
+
+def _run_claimed(job: JudgeJob, options: PipelineOptions, clock: Callable[[], float],
+                 manifests: Sequence[str], prompt: PromptTemplate) -> RunManifest:
+    """The run itself, once the output folder is this run's alone."""
+    config = job.config
     started = clock()
     pipeline = beam.Pipeline(options=options)
     build(pipeline, job, manifests, prompt)
@@ -155,8 +169,12 @@ def run_judge(
         result = pipeline.run()
         result.wait_until_finish()
     except Exception as exc:
+        outputs.remove_temp(job.output)
+        if outputs.is_out_of_space(exc):
+            raise outputs.out_of_space(job.output, exc) from exc
         message = " ".join(str(exc).split())
         raise PipelineFailed(f"{type(exc).__name__}: {message}") from exc
+    outputs.remove_temp(job.output)
     pipeline_s = clock() - started
 
     counters, distributions = _metrics(result)
@@ -198,7 +216,8 @@ def run_judge(
         accounting=accounting,
         failure_share=round(share, 6),
         max_failure_share=config.run.max_failure_share,
+        files=outputs.written_files(job.output),
     )
-    outputs.write_run_manifest(job.output, manifest)
+    outputs.commit_run(job.output, manifest)
     return manifest
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from claimdiff.text import is_blank
 
 # Bounds on untrusted judge text. They are enforced on validation; for decoding they are expressed
 # as regex patterns (see `decoding_schema`) because xgrammar 0.2.8 mishandles string maxLength.
@@ -21,6 +23,24 @@ MAX_CLAIM_CHARS = 400
 MAX_DETAIL_CHARS = 300
 MAX_TYPE_CHARS = 64
 MAX_DIFFERENCES = 64
+
+# What every judge answer model shares. A judge answer (a model's, a gold label, a verification)
+# becomes training data, so nothing is coerced: every key the decoding schema requires must be
+# there (an answer without `differences` is not "no differences", it is not an answer), no key it
+# does not know may be, numbers are numbers (`true` is not severity 1, `"0.9"` is not a
+# confidence), and NaN or infinity is nobody's confidence. Enum fields alone read their values
+# from strings (`strict=False` on the field), since JSON has no enums.
+_ANSWER = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _whole_number(value: Any) -> Any:
+    """Refuse what `Literal[1, 2, 3]` would take by equality: `True`, `2.0`."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"must be the integer 1, 2 or 3 (or null), not a {type(value).__name__}")
+    return value
+
+
+Severity = Annotated[Literal[1, 2, 3] | None, BeforeValidator(_whole_number)]
 
 
 class Judgment(StrEnum):
@@ -39,53 +59,84 @@ class Overall(StrEnum):
     TIE = "tie"
 
 
+def _visible(value: str) -> str:
+    if is_blank(value):
+        raise ValueError("must show some text (it is empty or only invisible characters)")
+    return value
+
+
 class ErrorLabel(BaseModel):
     """The error of one side of a difference: open-vocabulary type, short detail, severity."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = _ANSWER
 
     type: str = Field(
         min_length=1,
         max_length=MAX_TYPE_CHARS,
         description="Compound open-vocabulary label, e.g. count_mismatch, color_hallucination.",
     )
-    detail: str = Field(default="", max_length=MAX_DETAIL_CHARS)
-    severity: Literal[1, 2, 3] | None = Field(
-        default=None,
+    detail: str = Field(max_length=MAX_DETAIL_CHARS)
+    severity: Severity = Field(
         description="1 peripheral/stylistic, 2 secondary detail, 3 primary subject, count, "
         "identity, relation or fabrication. Null lets the keyword rule decide.",
     )
 
+    @field_validator("type")
+    @classmethod
+    def _type_visible(cls, value: str) -> str:
+        return _visible(value)
+
 
 class JudgedDifference(BaseModel):
-    """One atomic visual claim on which the actor and the reference differ, decided on the image."""
+    """One atomic visual claim on which the actor and the reference differ, decided on the image.
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    A claim is null where that caption is silent; one that shows nothing (only spaces or
+    invisible characters) is refused rather than read as silence or as a claim.
+    """
+
+    model_config = _ANSWER
 
     aspect: str = Field(min_length=1, max_length=MAX_ASPECT_CHARS)
-    actor_claim: str | None = Field(default=None, max_length=MAX_CLAIM_CHARS)
-    reference_claim: str | None = Field(default=None, max_length=MAX_CLAIM_CHARS)
-    actor_span: str | None = Field(default=None, max_length=MAX_CLAIM_CHARS)
-    reference_span: str | None = Field(default=None, max_length=MAX_CLAIM_CHARS)
-    judgment: Judgment
-    actor_error: ErrorLabel | None = None
-    reference_error: ErrorLabel | None = None
-    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    actor_claim: str | None = Field(max_length=MAX_CLAIM_CHARS)
+    reference_claim: str | None = Field(max_length=MAX_CLAIM_CHARS)
+    actor_span: str | None = Field(max_length=MAX_CLAIM_CHARS)
+    reference_span: str | None = Field(max_length=MAX_CLAIM_CHARS)
+    judgment: Judgment = Field(strict=False)
+    actor_error: ErrorLabel | None
+    reference_error: ErrorLabel | None
+    confidence: float | None = Field(ge=0.0, le=1.0)
+
+    @field_validator("aspect")
+    @classmethod
+    def _aspect_visible(cls, value: str) -> str:
+        return _visible(value)
+
+    @field_validator("actor_claim", "reference_claim")
+    @classmethod
+    def _claim_visible(cls, value: str | None) -> str | None:
+        if value is not None and is_blank(value):
+            raise ValueError("a claim must be null or show some text, not only invisible "
+                             "characters")
+        return value
 
     @model_validator(mode="after")
     def _one_side_claims_something(self) -> JudgedDifference:
-        if not (self.actor_claim or "").strip() and not (self.reference_claim or "").strip():
-            raise ValueError("a difference needs an actor_claim or a reference_claim (both empty)")
+        if self.actor_claim is None and self.reference_claim is None:
+            raise ValueError("a difference needs an actor_claim or a reference_claim (both null)")
         return self
 
 
 class JudgeOutput(BaseModel):
-    """The whole answer of one judge call for one (image, actor caption, reference caption)."""
+    """The whole answer of one judge call for one (image, actor caption, reference caption).
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    Both keys are required: `{"differences": [], "overall": "tie"}` is an answer that found no
+    difference; `{}` or `{"differences": null}` is no answer at all.
+    """
 
-    differences: list[JudgedDifference] = Field(default_factory=list, max_length=MAX_DIFFERENCES)
-    overall: Overall | None = None
+    model_config = _ANSWER
+
+    differences: list[JudgedDifference] = Field(max_length=MAX_DIFFERENCES)
+    overall: Overall | None = Field(strict=False)
 
 
 # xgrammar 0.2.8 (also inside vLLM 0.32) fails to compile a repetition bound above 128
@@ -145,7 +196,9 @@ def decoding_schema(
                 lower = node.pop("minLength", 0)
                 if max_string_chars is not None:
                     upper = min(upper, max_string_chars)
-                node["pattern"] = _length_pattern(lower, upper)
+                # a required text starts with a visible character (validation refuses blanks)
+                node["pattern"] = (_claim_pattern(upper) if lower >= 1
+                                   else _length_pattern(lower, upper))
             for key in ("title", "description", "default"):
                 node.pop(key, None)
             for value in node.values():
@@ -166,6 +219,7 @@ def decoding_schema(
     present = {"type": "string", "pattern": _claim_pattern(claim_chars)}
     with_actor = copy.deepcopy(difference)
     with_actor["properties"]["actor_claim"] = present
+    with_actor["properties"]["reference_claim"] = {"anyOf": [dict(present), {"type": "null"}]}
     reference_only = copy.deepcopy(difference)
     reference_only["properties"]["actor_claim"] = {"type": "null"}
     reference_only["properties"]["reference_claim"] = dict(present)
@@ -184,16 +238,16 @@ class Verdict(StrEnum):
 class ClaimVerdict(BaseModel):
     """The verifier's decision on one claim, by its id (`3A`: actor claim of difference 3)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = _ANSWER
 
     claim_id: str = Field(pattern=r"^[0-9]{1,3}[AR]$")
-    verdict: Verdict
+    verdict: Verdict = Field(strict=False)
 
 
 class VerificationOutput(BaseModel):
     """The answer of one verification call: a verdict per claim it was asked about."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = _ANSWER
 
     verdicts: list[ClaimVerdict] = Field(max_length=2 * MAX_DIFFERENCES)
 

@@ -96,7 +96,7 @@ class DecodingParams(BaseModel):
 class InputRow(BaseModel):
     """One validated manifest row: one actor caption of one (image, reference)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, strict=True)
 
     manifest: str
     row_index: int = Field(ge=0, description="0-based position of the row in its manifest")

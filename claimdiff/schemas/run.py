@@ -7,6 +7,17 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
+class FailureReason(BaseModel):
+    """One kind of failure of a run, with how often it happened and one message as it was."""
+
+    stage: str
+    error_class: str
+    reason: str = Field(description="the message with its row-specific parts (paths, numbers, "
+                        "quoted values) replaced by placeholders, so alike failures group")
+    count: int
+    example: str = Field(description="one message of this kind, as written")
+
+
 class Accounting(BaseModel):
     """Where every input row went. `rows_in == rows_judged + rows_failed` must hold."""
 
@@ -25,10 +36,19 @@ class Accounting(BaseModel):
         default=0, description="failure rows of validated input rows with no null reward row")
     balanced: bool = Field(description="rows_in == rows_judged + rows_failed, no input row is "
                            "accounted for twice, and every failed reward row has its failure row")
+    top_failure_reasons: list[FailureReason] = Field(
+        default_factory=list, description="the most common kinds of failure, most common first")
 
     @property
     def failure_share(self) -> float:
         return self.rows_failed / self.rows_in if self.rows_in else 0.0
+
+
+class ShardFile(BaseModel):
+    """One Parquet file a run wrote, as `run.json` lists it."""
+
+    name: str
+    rows: int
 
 
 class RunManifest(BaseModel):
@@ -61,3 +81,6 @@ class RunManifest(BaseModel):
     accounting: Accounting
     failure_share: float
     max_failure_share: float
+    files: dict[str, list[ShardFile]] = Field(
+        default_factory=dict, description="every shard the run wrote, per dataset: readers read "
+        "exactly these (runs written before this field: whatever shards are there)")

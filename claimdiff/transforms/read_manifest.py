@@ -8,8 +8,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from claimdiff.errors import ManifestRowError, RowError
-from claimdiff.io.manifest import iter_manifest, validate_row
+from claimdiff.errors import ManifestError, ManifestRowError, RowError
+from claimdiff.io.manifest import iter_manifest_lines, manifest_format, validate_row
 from claimdiff.schemas.rows import FailureRow, InputRow, Stage
 from claimdiff.transforms.failures import FAILURES, OK, Failed, StageOutputs, raw_json
 
@@ -17,11 +17,24 @@ NAMESPACE = "claimdiff.manifest"
 ROWS_READ = "rows_read"
 
 
-def _read_rows(manifest: str) -> Iterator[tuple[str, int, dict[str, Any] | ManifestRowError]]:
+Element = tuple[str, int, int, dict[str, Any] | ManifestRowError]
+
+
+def _read_rows(manifest: str) -> Iterator[Element]:
+    """(manifest, row index, physical line or Parquet row number, record or row error)."""
     counter = Metrics.counter(NAMESPACE, ROWS_READ)
-    for index, record in iter_manifest(manifest):
+    index, line = -1, 0
+    try:
+        for index, line, record in iter_manifest_lines(manifest):
+            counter.inc()
+            yield manifest, index, line, record
+    except (ManifestError, OSError) as exc:
+        # the file changed or the store failed after the pre-flight check: what is left of it
+        # is one failed row, not a failed run
         counter.inc()
-        yield manifest, index, record
+        yield manifest, index + 1, line + 1, ManifestRowError(
+            f"line {line + 1}: the rest of the manifest cannot be read: "
+            f"{type(exc).__name__}: {exc}")
 
 
 class _Validate(beam.DoFn):
@@ -30,10 +43,9 @@ class _Validate(beam.DoFn):
         self._allowed = list(allowed_schemes)
         self._max_text_chars = max_text_chars
 
-    def process(
-        self, element: tuple[str, int, dict[str, Any] | ManifestRowError]
-    ) -> Iterator[InputRow | beam.pvalue.TaggedOutput]:
-        manifest, index, record = element
+    def process(self, element: Element) -> Iterator[InputRow | beam.pvalue.TaggedOutput]:
+        manifest, index, line, record = element
+        where = f"row {line}" if manifest_format(manifest) == "parquet" else f"line {line}"
         try:
             if isinstance(record, ManifestRowError):
                 raise record
@@ -42,11 +54,12 @@ class _Validate(beam.DoFn):
         except RowError as exc:
             raw = exc.raw if isinstance(exc, ManifestRowError) and exc.raw else None
             stage = Stage.READ_MANIFEST if record is exc else Stage.VALIDATE
-            yield self._failed(manifest, index, record, stage, exc, str(exc), raw)
+            message = str(exc) if record is exc else f"{where}: {exc}"
+            yield self._failed(manifest, index, record, stage, exc, message, raw)
         except Exception as exc:
             # Whatever a hostile row makes a library raise, it stays one failed row.
             yield self._failed(manifest, index, record, Stage.VALIDATE, exc,
-                               f"unexpected error validating the row: {exc}", None)
+                               f"{where}: unexpected error validating the row: {exc}", None)
         else:
             yield row
 
