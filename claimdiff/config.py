@@ -166,6 +166,16 @@ class ImageConfig(_Strict):
         default_factory=lambda: ["file", "memory", "s3", "gs", "gcs", "az", "abfs"],
         description="URI schemes images and manifests may use; add http/https explicitly",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts, addresses or networks (CIDR) that http(s) images may come from "
+        "although they are loopback, private, link-local or otherwise not public (refused "
+        "by default; README: Failure handling)")
+    fetch_timeout_s: float = Field(
+        default=30.0, gt=0, description="the whole fetch of one image, connect to last byte")
+    max_redirects: int = Field(default=5, ge=0, le=20,
+                               description="redirects an http(s) image fetch follows (each "
+                               "hop is checked against the host policy)")
 
 
 class ManifestConfig(_Strict):

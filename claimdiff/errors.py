@@ -67,3 +67,24 @@ class JudgeOutputError(RowError):
 class JudgeRequestError(RowError):
     """The backend could not answer this request (no gold labels, prompt too long, ...)."""
 
+
+
+class NetworkError(ClaimdiffError):
+    """A request over the network did not give an answer (`claimdiff.io.http`)."""
+
+
+class TransportError(NetworkError):
+    """The connection could not be made or broke (refused, reset, TLS, DNS)."""
+
+
+class DeadlineExceededError(NetworkError, TimeoutError):
+    """The whole request (connect, headers and body together) ran past its deadline."""
+
+
+class HostRefusedError(NetworkError):
+    """The URL's host resolves to an address class the host policy refuses (loopback,
+    private, link-local and cloud metadata, ...): nothing was sent to it."""
+
+
+class ResponseTooLargeError(NetworkError):
+    """The response body is larger than the caller's byte limit."""

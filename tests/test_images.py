@@ -148,3 +148,40 @@ def test_corrupt_exif_only_ever_raises_image_error(tmp_path: Path, warnings_as: 
 def test_hostile_uris_are_image_errors():
     with pytest.raises(ImageError, match="not readable"):
         load_image("/tmp/a\x00b.png", CONFIG)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "char-device", "socket",
+                                  "symlink-to-device"])
+def test_only_regular_files_are_read(tmp_path, kind: str):
+    """A FIFO named like an image would block the read for ever; a device never ends."""
+    import os
+    import socket
+
+    from claimdiff.config import ImageConfig
+    from claimdiff.io.images import read_bytes
+
+    path = tmp_path / "a.png"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind in ("char-device", "symlink-to-device"):
+        path.symlink_to("/dev/zero")
+    with socket.socket(socket.AF_UNIX) as server:
+        if kind == "socket":
+            server.bind(str(path))
+        with pytest.raises(ImageError, match="not a regular file|URI is a directory"):
+            read_bytes(str(path), ImageConfig())
+        with pytest.raises(ImageError):
+            read_bytes(f"file://{path}", ImageConfig())
+
+
+def test_byte_limit_per_image(tmp_path):
+    from claimdiff.config import ImageConfig
+    from claimdiff.io.images import read_bytes
+
+    path = tmp_path / "big.png"
+    path.write_bytes(b"x" * 2000)
+    with pytest.raises(ImageError, match="larger than images.max_bytes=1999"):
+        read_bytes(str(path), ImageConfig(max_bytes=1999))
+    assert len(read_bytes(str(path), ImageConfig(max_bytes=2000))) == 2000

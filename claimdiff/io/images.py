@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
+import threading
 import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from claimdiff.config import ImageConfig
-from claimdiff.errors import ImageError
-from claimdiff.io.uris import check_scheme
+from claimdiff.errors import (
+    DeadlineExceededError,
+    HostRefusedError,
+    ImageError,
+    NetworkError,
+    ResponseTooLargeError,
+)
+from claimdiff.io import http
+from claimdiff.io.hosts import HostPolicy
+from claimdiff.io.uris import check_scheme, scheme_of
 
 
 @dataclass(frozen=True)
@@ -32,25 +43,131 @@ class LoadedImage:
             raise ValueError(f"LoadedImage must hold an RGB image, got {self.image.mode}")
 
 
-def read_bytes(uri: str, config: ImageConfig) -> bytes:
-    import fsspec
+def read_bytes(uri: str, config: ImageConfig, policy: HostPolicy | None = None) -> bytes:
+    """The bytes of one image, at most `images.max_bytes`, within `images.fetch_timeout_s`.
 
+    Only regular files and objects are read: a FIFO, a device, a socket or a folder named like
+    an image is refused before anything blocks on it. http(s) URLs go through the bounded
+    client and the host policy (`claimdiff.io.hosts`); other remote schemes through fsspec,
+    waited for at most the fetch timeout.
+    """
     check_scheme(uri, config.allowed_schemes)
-    try:
-        with fsspec.open(uri, "rb") as handle:
-            data = handle.read(config.max_bytes + 1)
-    except FileNotFoundError as exc:
-        raise ImageError(f"image not found: {uri}") from exc
-    except IsADirectoryError as exc:
-        raise ImageError(f"image URI is a directory: {uri}") from exc
-    except PermissionError as exc:
-        raise ImageError(f"image not readable (permission denied): {uri}") from exc
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in a path, a malformed URL
-        raise ImageError(f"image not readable: {type(exc).__name__}: {exc}") from exc
+    scheme = scheme_of(uri)
+    if scheme in ("http", "https"):
+        data = _read_http(uri, config, policy or HostPolicy.of(config.allowed_hosts))
+    elif scheme == "file":
+        data = _read_local(uri.removeprefix("file://"), config)
+    else:
+        data = _read_fsspec(uri, config)
     if len(data) > config.max_bytes:
         raise ImageError(f"image is larger than images.max_bytes={config.max_bytes} bytes")
     if not data:
         raise ImageError("image file is empty")
+    return data
+
+
+def _read_local(path: str, config: ImageConfig) -> bytes:
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as exc:
+        raise ImageError(f"image not found: {path}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in a path
+        raise ImageError(f"image not readable: {type(exc).__name__}: {exc}") from exc
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"image URI is not a regular file ({_file_kind(mode)}): {path}")
+    try:
+        # O_NONBLOCK: opening a FIFO for reading must not wait for a writer (the file may have
+        # been swapped for one since the stat above; fstat below decides)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        raise ImageError(f"image not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f"image URI is a directory: {path}") from exc
+    except PermissionError as exc:
+        raise ImageError(f"image not readable (permission denied): {path}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in a path
+        raise ImageError(f"image not readable: {type(exc).__name__}: {exc}") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ImageError(f"image URI is not a regular file ({_file_kind(mode)}): {path}")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(config.max_bytes + 1)
+    except OSError as exc:
+        raise ImageError(f"image not readable: {type(exc).__name__}: {exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _read_http(uri: str, config: ImageConfig, policy: HostPolicy) -> bytes:
+    try:
+        response = http.request("GET", uri, deadline_s=config.fetch_timeout_s,
+                                max_bytes=config.max_bytes, policy=policy,
+                                max_redirects=config.max_redirects,
+                                headers={"Accept": "image/*"})
+    except HostRefusedError as exc:
+        raise ImageError(str(exc)) from exc
+    except ResponseTooLargeError as exc:
+        raise ImageError(
+            f"image is larger than images.max_bytes={config.max_bytes} bytes") from exc
+    except DeadlineExceededError as exc:
+        raise ImageError(
+            f"image fetch took longer than images.fetch_timeout_s={config.fetch_timeout_s:g} "
+            "s") from exc
+    except NetworkError as exc:
+        raise ImageError(f"image not readable: {exc}") from exc
+    if response.status == 404:
+        raise ImageError(f"image not found (HTTP 404): {uri}")
+    if response.status != 200:
+        raise ImageError(f"image not readable: HTTP {response.status}")
+    return response.body
+
+
+def _read_fsspec(uri: str, config: ImageConfig) -> bytes:
+    """An object through fsspec, in a thread waited for at most the fetch timeout: a stalled
+    store fails this image, not the run (the thread ends when the store's own timeouts end it)."""
+    import fsspec
+
+    outcome: dict[str, bytes | BaseException] = {}
+
+    def fetch() -> None:
+        try:
+            fs, path = fsspec.core.url_to_fs(uri)
+            info = fs.info(path)
+            if info.get("type") not in (None, "file"):
+                raise ImageError(f"image URI is not a file ({info.get('type')}): {uri}")
+            with fs.open(path, "rb") as handle:
+                outcome["data"] = handle.read(config.max_bytes + 1)
+        except BaseException as exc:  # handed to the waiting thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=fetch, name="claimdiff-image-fetch", daemon=True)
+    worker.start()
+    worker.join(config.fetch_timeout_s)
+    if worker.is_alive():
+        raise ImageError(
+            f"image fetch took longer than images.fetch_timeout_s={config.fetch_timeout_s:g} s")
+    error = outcome.get("error")
+    if isinstance(error, ImageError):
+        raise error
+    if isinstance(error, FileNotFoundError):
+        raise ImageError(f"image not found: {uri}") from error
+    if isinstance(error, PermissionError):
+        raise ImageError(f"image not readable (permission denied): {uri}") from error
+    if isinstance(error, BaseException):
+        raise ImageError(f"image not readable: {type(error).__name__}: {error}") from error
+    data = outcome["data"]
+    assert isinstance(data, bytes)
     return data
 
 
@@ -106,8 +223,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(uri: str, config: ImageConfig) -> LoadedImage:
-    data = read_bytes(uri, config)
+def load_image(uri: str, config: ImageConfig, policy: HostPolicy | None = None) -> LoadedImage:
+    data = read_bytes(uri, config, policy)
     image, width, height = decode(data, config)
     return LoadedImage(uri=uri, sha256=hashlib.sha256(data).hexdigest(), width=width,
                        height=height, image=image)

@@ -13,8 +13,8 @@ import json
 import math
 import os
 import stat
-from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from pydantic import ValidationError

@@ -165,9 +165,10 @@ COUNTERS = {
 
 
 class JudgeModelHandler(ModelHandler[JudgeItem, JudgeResult, JudgeBackend]):
-    def __init__(self, config: JudgeConfig) -> None:
+    def __init__(self, config: JudgeConfig, special_tokens: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self._config = config
+        self._special_tokens = special_tokens
         self._latency_ms = Metrics.distribution(METRICS_NAMESPACE, "backend_call_ms")
 
     def load_model(self) -> JudgeBackend:
@@ -199,7 +200,7 @@ class JudgeModelHandler(ModelHandler[JudgeItem, JudgeResult, JudgeBackend]):
         model: JudgeBackend,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[JudgeResult]:
-        return judge_batch(batch, model, self._config, self._observe)
+        return judge_batch(batch, model, self._config, self._observe, self._special_tokens)
 
     def _observe(self, event: str, value: int = 1) -> None:
         if event == "latency_ms":
@@ -284,6 +285,7 @@ def judge_batch(
     backend: JudgeBackend,
     config: JudgeConfig,
     observe: Observe | None = None,
+    special_tokens: frozenset[str] = frozenset(),
 ) -> list[JudgeResult]:
     """First pass for the whole batch; then, where configured, the position-swap check (against
     the first pass) and the verification pass."""
@@ -298,14 +300,15 @@ def judge_batch(
     results = [JudgeResult(item, a.output, a.raw, a.attempts, a.finish_reason, a.error_class,
                            a.error) for item, a in zip(batch, answers, strict=True)]
     if config.swap_fraction > 0:
-        results = swap_check(results, backend, config, base, note)
+        results = swap_check(results, backend, config, base, note, special_tokens)
     if config.mode == "two_pass":
-        results = verify(results, backend, config, base, note)
+        results = verify(results, backend, config, base, note, special_tokens)
     return results
 
 
 def swap_check(results: list[JudgeResult], backend: JudgeBackend, config: JudgeConfig,
-               base: Decoding, note: Observe) -> list[JudgeResult]:
+               base: Decoding, note: Observe,
+               special_tokens: frozenset[str] = frozenset()) -> list[JudgeResult]:
     """Judge the swap sample again with the captions' roles swapped (see `judges.swap`)."""
     template = load_prompt(config.prompt_name)
     parse = parser_for(config.output_format)
@@ -320,7 +323,8 @@ def swap_check(results: list[JudgeResult], backend: JudgeBackend, config: JudgeC
         row = result.item.row
         requests.append(JudgeRequest(
             key=f"{result.item.cache_key}:swap",
-            prompt=template.render(reference=row.caption, caption=row.reference),
+            prompt=template.render(special_tokens, reference=row.caption,
+                                   caption=row.reference),
             image=result.item.image.image,
             # gold labels answer for the swapped roles too: the mirrored gold
             gold=None if row.gold is None else render(mirror(result.output))))
@@ -342,7 +346,8 @@ def swap_check(results: list[JudgeResult], backend: JudgeBackend, config: JudgeC
 
 
 def verify(results: list[JudgeResult], backend: JudgeBackend, config: JudgeConfig,
-           base: Decoding, note: Observe) -> list[JudgeResult]:
+           base: Decoding, note: Observe,
+           special_tokens: frozenset[str] = frozenset()) -> list[JudgeResult]:
     """The verification pass (see `judges.verification`): every enumerated claim decided again.
 
     A verification answer that still fails after every attempt fails its row (stage `verify`):
@@ -371,7 +376,8 @@ def verify(results: list[JudgeResult], backend: JudgeBackend, config: JudgeConfi
             claim_sets.append(claims)
             requests.append(JudgeRequest(
                 key=f"{result.item.cache_key}:verify:{claims[0].claim_id}",
-                prompt=template.render(claims=render_claims(claims)),
+                prompt=template.render(special_tokens,
+                                       claims=render_claims(claims, special_tokens)),
                 image=result.item.image.image,
                 json_schema=verification_schema([c.claim_id for c in claims])
                 if constrained else None,

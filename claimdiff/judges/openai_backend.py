@@ -37,6 +37,7 @@ import io
 import ipaddress
 import json
 import logging
+import math
 import os
 import random
 import socket
@@ -57,7 +58,13 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from claimdiff.errors import ConfigError
+from claimdiff.errors import (
+    ConfigError,
+    DeadlineExceededError,
+    NetworkError,
+    ResponseTooLargeError,
+)
+from claimdiff.io import http as bounded_http
 from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer, request_schema
 from claimdiff.judges.server_guard import DEFAULT_GRACE_S, GuardedProcess, describe_status
 from claimdiff.judges.server_guard import stop_all_servers as stop_all_servers
@@ -66,6 +73,8 @@ log = logging.getLogger(__name__)
 
 ServerType = Literal["vllm", "openai"]
 
+# The largest answer read from a server (a judge answer is a few kB; this bounds a runaway).
+_MAX_RESPONSE_BYTES = 64 * 2**20
 # The longest piece of a server's error body kept in an error message.
 _BODY_SNIPPET_CHARS = 300
 _REDACTED = "[redacted]"
@@ -113,10 +122,11 @@ class OpenAIBackend:
     ) -> None:
         if server_type not in ("vllm", "openai"):
             raise ConfigError(f"server_type must be 'vllm' or 'openai', got {server_type!r}")
-        if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0 or backoff_s < 0:
+        if (max_concurrency < 1 or max_retries < 0 or not math.isfinite(timeout_s)
+                or timeout_s <= 0 or not math.isfinite(backoff_s) or backoff_s < 0):
             raise ConfigError(
-                "OpenAIBackend needs max_concurrency >= 1, max_retries >= 0, timeout_s > 0 "
-                "and backoff_s >= 0"
+                "OpenAIBackend needs max_concurrency >= 1, max_retries >= 0, a finite "
+                "timeout_s > 0 and a finite backoff_s >= 0"
             )
         if not 1 <= image_quality <= 100 or image_max_side < 16:
             raise ConfigError("image_quality must be in [1, 100] and image_max_side >= 16")
@@ -160,10 +170,6 @@ class OpenAIBackend:
         assert base_url  # checked above, or the started server's URL
         self._base_url = base_url.rstrip("/")
         self._url = f"{self._base_url}/chat/completions"
-        # A loopback server must never be reached through an HTTP proxy from the environment.
-        host = urllib.parse.urlsplit(self._base_url).hostname or ""
-        proxies: dict[str, str] | None = {} if _is_loopback(host) else None
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -312,19 +318,16 @@ class OpenAIBackend:
             self._count("attempts")
             try:
                 status, headers, payload = self._post(body)
-            except TimeoutError:
+            except DeadlineExceededError:
                 self._count("timeouts")
                 last_error, retry_after = f"timed out after {self._timeout_s:g} s", None
                 continue
-            except (OSError, http.client.HTTPException) as exc:
-                # OSError covers URLError (refused, DNS), resets and socket errors.
-                if _is_timeout(exc):
-                    self._count("timeouts")
-                    last_error = f"timed out after {self._timeout_s:g} s"
-                else:
-                    self._count("connection_errors")
-                    last_error = f"connection error: {_describe(exc)}"
-                retry_after = None
+            except ResponseTooLargeError as exc:
+                return self._error(f"the server's answer is too large: {exc}", attempts)
+            except NetworkError as exc:
+                # refused, reset, DNS, TLS: the server may come back
+                self._count("connection_errors")
+                last_error, retry_after = f"connection error: {exc}", None
                 continue
             if status == 200:
                 return self._answer(payload, attempts)
@@ -359,17 +362,14 @@ class OpenAIBackend:
         return self._dead_server_error or message
 
     def _post(self, body: bytes) -> tuple[int, Message, bytes]:
+        """One POST, with `timeout_s` as the deadline of the whole request (connect, headers
+        and body: a server that trickles bytes cannot hold it longer)."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        request = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
-        try:
-            with self._opener.open(request, timeout=self._timeout_s) as response:
-                return response.status, response.headers, response.read()
-        except urllib.error.HTTPError as exc:
-            # An HTTP error status is an answer, not a transport failure: read it and close it.
-            with contextlib.closing(exc):
-                return exc.code, exc.headers, exc.read()
+        response = bounded_http.request("POST", self._url, body=body, headers=headers,
+                                deadline_s=self._timeout_s, max_bytes=_MAX_RESPONSE_BYTES)
+        return response.status, response.headers, response.body
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random, capped."""
@@ -442,18 +442,6 @@ class OpenAIBackend:
     def _count(self, name: str, value: int = 1) -> None:
         with self._stats_lock:
             self._counters[name] += value
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    reason = getattr(exc, "reason", None)
-    return isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError)
-
-
-def _describe(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    cause = reason if isinstance(reason, BaseException) else exc
-    text = str(cause) or type(cause).__name__
-    return f"{type(cause).__name__}: {text}"[:200]
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

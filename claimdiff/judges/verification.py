@@ -35,7 +35,7 @@ such differences are not sent to the verifier and keep the first pass's judgment
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -81,9 +81,11 @@ def claims_of(output: JudgeOutput, indices: Sequence[int] | None = None) -> list
     return claims
 
 
-def render_claims(claims: Sequence[Claim]) -> str:
+def render_claims(claims: Sequence[Claim], special_tokens: Collection[str] = ()) -> str:
     """One claim a line, as data; claim text is untrusted like the captions it came from."""
-    return "\n".join(f"{c.claim_id}: {neutralise(c.text).replace(chr(10), ' ')}" for c in claims)
+    return "\n".join(
+        f"{c.claim_id}: {neutralise(c.text, special_tokens).replace(chr(10), ' ')}"
+        for c in claims)
 
 
 def parse_verification(text: str | None, expected: Sequence[Claim]) -> VerificationOutput:

@@ -20,6 +20,7 @@ from claimdiff.judges.factory import check_model_source, model_id
 from claimdiff.judges.handler import METRICS_NAMESPACE as JUDGE_NAMESPACE
 from claimdiff.judges.handler import decoding_params, prompt_version
 from claimdiff.judges.prompting import PromptTemplate, load_prompt
+from claimdiff.judges.special_tokens import special_tokens_of
 from claimdiff.pipelines import outputs
 from claimdiff.runners.options import sanitised_options
 from claimdiff.schemas.rows import DifferenceRow, FailureRow, RewardRow
@@ -54,7 +55,10 @@ def build(
     rows = pipeline | "ReadManifest" >> ReadManifest(
         manifests, run_id, config.images.allowed_schemes, config.manifest.max_text_chars)
     images = rows.ok | "LoadImages" >> LoadImages(run_id, config.images)
-    judged = images.ok | "Judge" >> Judge(run_id, config.judge, prompt, config.images.max_side)
+    special = (special_tokens_of(config.judge.model) if config.judge.backend != "labels"
+               else frozenset())
+    judged = images.ok | "Judge" >> Judge(run_id, config.judge, prompt, config.images.max_side,
+                                           special)
     derived = judged.ok | "Derive" >> Derive(run_id, config)
 
     failed = (

@@ -29,7 +29,6 @@ from claimdiff.io.datasets import (
     join,
     read_columns,
     shard_rows,
-    shards,
 )
 from claimdiff.io.datasets import read_run_manifest as read_run_manifest
 from claimdiff.io.manifest import iter_manifest

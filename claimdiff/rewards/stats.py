@@ -6,6 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from claimdiff.config import ClaimdiffConfig
 from claimdiff.rewards.outcomes import (
@@ -53,9 +54,19 @@ def empty_stats() -> RewardStats:
     )
 
 
+@lru_cache(maxsize=256)
+def _hedge_pattern(hedge: str) -> re.Pattern[str]:
+    return re.compile(rf"\b{re.escape(hedge.lower())}\b")
+
+
 def count_hedges(text: str, hedges: list[str]) -> int:
+    """Occurrences of each hedging phrase as whole words (linear: one literal scan per phrase).
+
+    >>> count_hedges("Possibly a dog, or possibly a fox.", ["possibly", "or possibly"])
+    3
+    """
     lowered = text.lower()
-    return sum(len(re.findall(rf"\b{re.escape(h.lower())}\b", lowered)) for h in hedges)
+    return sum(len(_hedge_pattern(h).findall(lowered)) for h in hedges)
 
 
 def _error_fields(

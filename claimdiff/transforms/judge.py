@@ -37,12 +37,13 @@ def prepare(
     version: str,
     judge_model: str,
     decoding: DecodingParams,
+    special_tokens: frozenset[str] = frozenset(),
 ) -> JudgeItem:
     image, row = pair
     return JudgeItem(
         row=row,
         image=image,
-        prompt=prompt.render(reference=row.reference, caption=row.caption),
+        prompt=prompt.render(special_tokens, reference=row.reference, caption=row.caption),
         prompt_version=version,
         judge_model=judge_model,
         decoding=decoding,
@@ -88,19 +89,21 @@ class Judge(beam.PTransform):
     """
 
     def __init__(self, run_id: str, config: JudgeConfig, prompt: PromptTemplate,
-                 image_max_side: int | None = None) -> None:
+                 image_max_side: int | None = None,
+                 special_tokens: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self._run_id = run_id
         self._config = config
         self._prompt = prompt
         self._image_max_side = image_max_side
+        self._special_tokens = special_tokens
 
     def expand(self, pairs: beam.PCollection) -> StageOutputs:
         items = pairs | "Prepare" >> beam.Map(
             prepare, self._prompt, prompt_version(self._config), model_id(self._config),
-            decoding_params(self._config, self._image_max_side))
+            decoding_params(self._config, self._image_max_side), self._special_tokens)
         results, dead = items | "RunInference" >> RunInference(
-            JudgeModelHandler(self._config)).with_exception_handling()
+            JudgeModelHandler(self._config, self._special_tokens)).with_exception_handling()
         split = results | "Split" >> beam.FlatMap(_split, self._run_id).with_outputs(
             FAILURES, main=OK)
         batch_failures = dead.failed_inferences | "BatchFailures" >> beam.FlatMap(

@@ -9,6 +9,7 @@ from apache_beam.metrics import Metrics
 
 from claimdiff.config import ImageConfig
 from claimdiff.errors import ImageError
+from claimdiff.io.hosts import HostPolicy
 from claimdiff.io.images import LoadedImage, load_image
 from claimdiff.schemas.rows import InputRow, Stage
 from claimdiff.transforms.failures import FAILURES, OK, StageOutputs, row_failed
@@ -23,13 +24,17 @@ class _LoadGroup(beam.DoFn):
         self._loaded = Metrics.counter(NAMESPACE, "images_loaded")
         self._failed = Metrics.counter(NAMESPACE, "images_failed")
         self._bytes = Metrics.distribution(NAMESPACE, "decoded_pixels")
+        self._policy: HostPolicy | None = None
+
+    def setup(self) -> None:
+        self._policy = HostPolicy.of(self._config.allowed_hosts)
 
     def process(
         self, element: tuple[str, Iterable[InputRow]]
     ) -> Iterator[tuple[LoadedImage, InputRow] | beam.pvalue.TaggedOutput]:
         uri, rows = element
         try:
-            image = load_image(uri, self._config)
+            image = load_image(uri, self._config, self._policy)
         except Exception as exc:
             # ImageError says what is wrong; anything else a hostile URI or file makes a library
             # raise (a NUL byte in a path, ...) still fails this image's rows, not the run.

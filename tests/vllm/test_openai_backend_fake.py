@@ -331,6 +331,25 @@ def test_timeout_is_retried_then_an_error(serve) -> None:
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("in_headers", [False, True], ids=["body", "headers"])
+def test_timeout_is_a_deadline_for_the_whole_request(in_headers: bool) -> None:
+    """A server that trickles a byte every 50 ms never trips a per-read timeout: the timeout
+    must bound the whole request, headers and body."""
+    from tests.support.http_servers import serve as serve_http
+    from tests.support.http_servers import trickle
+
+    with serve_http({"/v1/chat/completions": trickle(0.05, in_headers=in_headers)}) as base:
+        with backend(f"{base}/v1", timeout_s=0.3, max_retries=1) as judge:
+            (answer,) = judge.judge([request()], Decoding())
+    assert answer.error == "gave up after 2 attempts: timed out after 0.3 s"
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("inf"), float("nan")])
+def test_non_finite_or_non_positive_timeouts_are_refused(timeout: float) -> None:
+    with pytest.raises(ConfigError, match="finite timeout_s > 0"):
+        OpenAIBackend("http://127.0.0.1:1/v1", "m", timeout_s=timeout)
+
+
 def test_concurrency_is_bounded(serve) -> None:
     def slow(_: Captured) -> Reply:
         reply = completion("{}")
