@@ -366,7 +366,8 @@ def gold_item(actor: str, index: int) -> GoldItem:
     """A gold item without differences."""
     row = InputRow(manifest="m", row_index=index, image="i", image_uri="/i", reference="r",
                    caption="c", sample_id="s", actor_id=actor, gold="{}")
-    differences, stats = derive_gold(row, JudgeOutput(differences=[], overall=None), CONFIG, TypeMapper(CONFIG.taxonomy))
+    differences, stats = derive_gold(row, JudgeOutput(differences=[], overall=None), CONFIG,
+                                     TypeMapper(CONFIG.taxonomy))
     return GoldItem(row, tuple(differences), stats, {})
 
 

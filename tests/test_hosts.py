@@ -59,7 +59,7 @@ def test_public_addresses_pass(address: str):
 
 def test_one_private_answer_among_public_ones_refuses_the_host():
     policy = HostPolicy.of([], resolver=lambda host, port: ["1.1.1.1", "10.0.0.1"])
-    with pytest.raises(HostRefusedError, match="10.0.0.1"):
+    with pytest.raises(HostRefusedError, match=r"10.0.0.1"):
         policy.vet("rebinding.example", 80)
 
 
@@ -69,7 +69,7 @@ def test_one_private_answer_among_public_ones_refuses_the_host():
 def test_numeric_spellings_of_loopback_resolve_to_what_they_are(spelling: str):
     """The system resolver reads these without any DNS query: judged by the address."""
     host = spelling.strip("[]")
-    with pytest.raises(HostRefusedError, match="loopback"):
+    with pytest.raises(HostRefusedError, match=r"loopback"):
         HostPolicy.of([]).vet(host, 80)
 
 
@@ -80,7 +80,7 @@ def test_allow_list_by_host_address_and_network():
         "images.internal", 80)
     with pytest.raises(HostRefusedError):
         HostPolicy.of(["10.0.0.0/8"], resolver=resolving_to("192.168.0.1")).vet("a", 80)
-    with pytest.raises(ConfigError, match="neither a host name"):
+    with pytest.raises(ConfigError, match=r"neither a host name"):
         HostPolicy.of(["10.0.0.0/99"])
 
 
@@ -93,7 +93,7 @@ def test_address_class_names_the_reason():
 
 
 def test_unresolvable_host_is_refused():
-    with pytest.raises(HostRefusedError, match="does not resolve"):
+    with pytest.raises(HostRefusedError, match=r"does not resolve"):
         system_resolver("no-such-host.invalid", 80)
 
 
@@ -107,7 +107,7 @@ def test_fetch_allowed_host_and_refuse_it_by_default():
         response = http.request("GET", f"{base}/a.png", deadline_s=10, max_bytes=100,
                                 policy=LOOPBACK)
         assert (response.status, response.body) == (200, b"PNGDATA")
-        with pytest.raises(HostRefusedError, match="127.0.0.1 is a loopback address"):
+        with pytest.raises(HostRefusedError, match=r"127.0.0.1 is a loopback address"):
             http.request("GET", f"{base}/a.png", deadline_s=10, max_bytes=100,
                          policy=HostPolicy.of([]))
 
@@ -116,10 +116,10 @@ def test_fetch_allowed_host_and_refuse_it_by_default():
                                     "http://[::ffff:169.254.169.254]/", "http://10.0.0.1/",
                                     "http://0xa9fea9fe/", "file:///etc/passwd"])
 def test_every_redirect_hop_is_vetted(target: str):
-    with serve({"/r": redirect(target), "/ok": body(b"x")}) as base:
-        with pytest.raises(HostRefusedError):
-            http.request("GET", f"{base}/r", deadline_s=10, max_bytes=100, policy=LOOPBACK,
-                         max_redirects=5)
+    with (serve({"/r": redirect(target), "/ok": body(b"x")}) as base,
+          pytest.raises(HostRefusedError)):
+        http.request("GET", f"{base}/r", deadline_s=10, max_bytes=100, policy=LOOPBACK,
+                     max_redirects=5)
 
 
 def test_redirects_within_the_policy_are_followed_and_bounded():
@@ -130,7 +130,7 @@ def test_redirects_within_the_policy_are_followed_and_bounded():
         assert response.body == b"IMG"
         from claimdiff.errors import TransportError
 
-        with pytest.raises(TransportError, match="more than 3 redirects"):
+        with pytest.raises(TransportError, match=r"more than 3 redirects"):
             http.request("GET", f"{base}/loop", deadline_s=10, max_bytes=100, policy=LOOPBACK,
                          max_redirects=3)
 
@@ -140,16 +140,15 @@ def test_a_trickling_server_meets_the_deadline_of_the_whole_request(in_headers: 
     """One byte every 50 ms never trips a per-read timeout; the request deadline ends it."""
     with serve({"/slow": trickle(0.05, in_headers=in_headers)}) as base:
         started = time.monotonic()
-        with pytest.raises(DeadlineExceededError, match="timed out after 0.5 s"):
+        with pytest.raises(DeadlineExceededError, match=r"timed out after 0.5 s"):
             http.request("GET", f"{base}/slow", deadline_s=0.5, max_bytes=10**10,
                          policy=LOOPBACK)
         assert time.monotonic() - started < 30  # it ended; without a deadline it never would
 
 
 def test_byte_limit_by_header_and_by_body():
-    with serve({"/big": body(b"x" * 5000)}) as base:
-        with pytest.raises(ResponseTooLargeError):
-            http.request("GET", f"{base}/big", deadline_s=10, max_bytes=4999, policy=LOOPBACK)
+    with serve({"/big": body(b"x" * 5000)}) as base, pytest.raises(ResponseTooLargeError):
+        http.request("GET", f"{base}/big", deadline_s=10, max_bytes=4999, policy=LOOPBACK)
 
 
 # --- image fetches -------------------------------------------------------------------------------
@@ -162,7 +161,7 @@ def _config(**changes: object) -> ImageConfig:
 def test_http_image_refused_by_default_then_allowed():
     image = png_bytes(__import__("PIL.Image", fromlist=["Image"]).new("RGB", (4, 4)))
     with serve({"/a.png": body(image)}) as base:
-        with pytest.raises(ImageError, match="refused by the host policy.*images.allowed_hosts"):
+        with pytest.raises(ImageError, match=r"refused by the host policy.*images.allowed_hosts"):
             read_bytes(f"{base}/a.png", _config())
         assert read_bytes(f"{base}/a.png", _config(allowed_hosts=["127.0.0.1"])) == image
         with pytest.raises(ImageError, match=r"image not found \(HTTP 404\)"):
@@ -170,10 +169,9 @@ def test_http_image_refused_by_default_then_allowed():
 
 
 def test_http_image_fetch_has_a_total_time_limit():
-    with serve({"/slow.png": trickle(0.05)}) as base:
-        with pytest.raises(ImageError, match="longer than images.fetch_timeout_s=0.3 s"):
-            read_bytes(f"{base}/slow.png", _config(allowed_hosts=["127.0.0.1"],
-                                                   fetch_timeout_s=0.3))
+    with (serve({"/slow.png": trickle(0.05)}) as base,
+          pytest.raises(ImageError, match=r"longer than images.fetch_timeout_s=0.3 s")):
+        read_bytes(f"{base}/slow.png", _config(allowed_hosts=["127.0.0.1"], fetch_timeout_s=0.3))
 
 
 @pytest.mark.parametrize("url", [
@@ -184,5 +182,5 @@ def test_http_image_fetch_has_a_total_time_limit():
 def test_metadata_and_internal_image_urls_are_refused(url: str):
     policy = HostPolicy.of([], resolver=lambda host, port: (
         ["169.254.169.254"] if host == "metadata.google.internal" else system_resolver(host, port)))
-    with pytest.raises(ImageError, match="refused by the host policy"):
+    with pytest.raises(ImageError, match=r"refused by the host policy"):
         read_bytes(url, _config(), policy)

@@ -170,7 +170,7 @@ def test_only_regular_files_are_read(tmp_path, kind: str):
     with socket.socket(socket.AF_UNIX) as server:
         if kind == "socket":
             server.bind(str(path))
-        with pytest.raises(ImageError, match="not a regular file|URI is a directory"):
+        with pytest.raises(ImageError, match=r"not a regular file|URI is a directory"):
             read_bytes(str(path), ImageConfig())
         with pytest.raises(ImageError):
             read_bytes(f"file://{path}", ImageConfig())
@@ -182,6 +182,6 @@ def test_byte_limit_per_image(tmp_path):
 
     path = tmp_path / "big.png"
     path.write_bytes(b"x" * 2000)
-    with pytest.raises(ImageError, match="larger than images.max_bytes=1999"):
+    with pytest.raises(ImageError, match=r"larger than images.max_bytes=1999"):
         read_bytes(str(path), ImageConfig(max_bytes=1999))
     assert len(read_bytes(str(path), ImageConfig(max_bytes=2000))) == 2000

@@ -15,14 +15,14 @@ def serve(routes: dict[str, Callable[[BaseHTTPRequestHandler], None]]) -> Iterat
     """A threading HTTP server on 127.0.0.1; yields its base URL. Unknown paths answer 404."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             route = routes.get(self.path.split("?", 1)[0])
             if route is None:
                 self.send_error(404)
                 return
             route(self)
 
-        do_POST = do_GET  # noqa: N815
+        do_POST = do_GET
 
         def log_message(self, *args: object) -> None:
             pass

@@ -338,9 +338,9 @@ def test_timeout_is_a_deadline_for_the_whole_request(in_headers: bool) -> None:
     from tests.support.http_servers import serve as serve_http
     from tests.support.http_servers import trickle
 
-    with serve_http({"/v1/chat/completions": trickle(0.05, in_headers=in_headers)}) as base:
-        with backend(f"{base}/v1", timeout_s=0.3, max_retries=1) as judge:
-            (answer,) = judge.judge([request()], Decoding())
+    with (serve_http({"/v1/chat/completions": trickle(0.05, in_headers=in_headers)}) as base,
+          backend(f"{base}/v1", timeout_s=0.3, max_retries=1) as judge):
+        (answer,) = judge.judge([request()], Decoding())
     assert answer.error == "gave up after 2 attempts: timed out after 0.3 s"
 
 
