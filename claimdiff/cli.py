@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from claimdiff.errors import ClaimdiffError, ConfigError, OutOfSpaceError, PipelineFailed
+from claimdiff.redaction import RedactingFilter, Redactor
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_PIPELINE_FAILED, EXIT_NO_SPACE = 0, 1, 2, 3, 4
 _MAX_ERROR_CHARS = 800
@@ -48,18 +49,15 @@ examples:
 
 
 def _parse_set(values: Sequence[str]) -> dict[str, Any]:
-    """`--set judge.max_new_tokens=512`: the value is parsed as YAML (safe loader)."""
-    import yaml
+    """`--set judge.max_new_tokens=512`: the value is parsed as YAML (bounded safe loader)."""
+    from claimdiff.safe_yaml import load_yaml
 
     overrides: dict[str, Any] = {}
     for item in values:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            overrides[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {key.strip()}: the value is not valid YAML: {exc}") from exc
+        if not sep or not key.strip():
+            raise ConfigError("--set expects KEY=VALUE (e.g. --set judge.max_batch_size=4)")
+        overrides[key.strip()] = load_yaml(raw, what=f"--set {key.strip()}") if raw else None
     return overrides
 
 
@@ -278,6 +276,16 @@ class _NoBeamTracebacks(logging.Formatter):
         return super().format(record)
 
 
+def _key_env(argv: Sequence[str]) -> list[str]:
+    """API-key variable names set on the command line (`--set judge.openai.api_key_env=X`)."""
+    names = []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.strip() == "judge.openai.api_key_env" and value.strip():
+            names.append(value.strip())
+    return names
+
+
 def _own_options(parser: argparse.ArgumentParser, command: str) -> list[str]:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return [opt for action in sub.choices[command]._actions for opt in action.option_strings]
@@ -290,8 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format=_LOG_FORMAT)
-    if not args.verbose:
-        for handler in logging.getLogger().handlers:
+    redactor = Redactor.from_env("OPENAI_API_KEY", *_key_env(getattr(args, "set", None) or []))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter(redactor))
+        if not args.verbose:
             handler.addFilter(_BeamNoise())
             handler.setFormatter(_NoBeamTracebacks(_LOG_FORMAT))
     try:
@@ -310,14 +320,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One clear line and a distinct status rather than a page of Beam frames.
         if args.verbose:
             logging.error("the pipeline failed", exc_info=exc.__cause__ or exc)
-        print(f"claimdiff: error: the pipeline failed: {str(exc)[:_MAX_ERROR_CHARS]}"
+        message = redactor.text(str(exc))[:_MAX_ERROR_CHARS]
+        print(f"claimdiff: error: the pipeline failed: {message}"
               + ("" if args.verbose else " (-v prints the traceback)"), file=sys.stderr)
         return EXIT_PIPELINE_FAILED
     except OutOfSpaceError as exc:
-        print(f"claimdiff: error: {exc}", file=sys.stderr)
+        print(f"claimdiff: error: {redactor.text(str(exc))}", file=sys.stderr)
         return EXIT_NO_SPACE
     except ClaimdiffError as exc:
-        print(f"claimdiff: error: {exc}", file=sys.stderr)
+        print(f"claimdiff: error: {redactor.text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
 
 

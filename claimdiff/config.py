@@ -10,14 +10,47 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from claimdiff.errors import ConfigError
 from claimdiff.schemas.rows import CanonicalType
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Every configuration model: unknown keys are errors, nothing is coerced (`true` is not a
+    number, `"4"` is not a count), numbers are finite, and a section written with nothing in it
+    (`judge:` followed only by a comment) is an empty section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        sections = {name for name, info in cls.model_fields.items()
+                    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)}
+        return {key: ({} if value is None and key in sections else value)
+                for key, value in data.items()}
+
+
+def _severity_level(value: Any) -> Any:
+    """1, 2 or 3 as an integer: `Literal[1, 2, 3]` alone would take `True` and `2.0`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be the integer 1, 2 or 3, not a {type(value).__name__}")
+    return value
+
+
+SeverityLevel = Annotated[Literal[1, 2, 3], BeforeValidator(_severity_level)]
 
 
 class VllmOptions(_Strict):
@@ -65,6 +98,17 @@ class OpenAIOptions(_Strict):
         default_factory=list,
         description="extra `vllm serve` arguments (never --api-key: the key goes through "
         "api_key_env)")
+
+    @field_validator("server_args")
+    @classmethod
+    def _no_api_key(cls, args: list[str]) -> list[str]:
+        for arg in args:
+            name = arg.split("=", 1)[0].replace("_", "-")
+            # argparse (and so vLLM) also takes `--api_key` and prefixes such as `--api-k`
+            if name.startswith("--api-k") and "--api-key".startswith(name):
+                raise ValueError("must not carry --api-key (it would show in `ps` and in "
+                                 "vLLM's log): put the key in the variable api_key_env names")
+        return args
 
 
 class JudgeConfig(_Strict):
@@ -185,9 +229,26 @@ class ManifestConfig(_Strict):
         "runaway caption must not fail the judge batch it lands in)")
 
 
+def _pairs(value: Any) -> Any:
+    """YAML has no tuples: `[[count, 3], ...]` is a list of lists."""
+    if isinstance(value, list):
+        return [tuple(item) if isinstance(item, list) else item for item in value]
+    return value
+
+
+def _level_keys(value: Any) -> Any:
+    """Severity keys as written in JSON (`run.json`), where every key is text: "1" is 1."""
+    if isinstance(value, dict):
+        return {int(key) if isinstance(key, str) and key in ("1", "2", "3") else key: weight
+                for key, weight in value.items()}
+    return value
+
+
 class SeverityConfig(_Strict):
-    weights: dict[int, float] = Field(default_factory=lambda: {1: 1.0, 2: 1.25, 3: 1.6})
-    keyword_rules: list[tuple[str, int]] = Field(
+    weights: Annotated[dict[int, float], BeforeValidator(_level_keys)] = Field(
+        default_factory=lambda: {1: 1.0, 2: 1.25, 3: 1.6},
+        description="weight of an error per severity (positive)")
+    keyword_rules: Annotated[list[tuple[str, int]], BeforeValidator(_pairs)] = Field(
         default_factory=lambda: [
             ("hallucinat", 3), ("fabricat", 3), ("count", 3), ("number", 3), ("identity", 3),
             ("relation", 3), ("spatial", 3), ("existence", 3), ("object", 3),
@@ -195,19 +256,22 @@ class SeverityConfig(_Strict):
         ],
         description="first keyword found in the error type decides a missing severity",
     )
-    default: Literal[1, 2, 3] = 2
+    default: SeverityLevel = 2
 
     @model_validator(mode="after")
     def _check(self) -> SeverityConfig:
         if sorted(self.weights) != [1, 2, 3]:
             raise ValueError("severity.weights needs exactly the keys 1, 2 and 3")
+        if any(not weight > 0 for weight in self.weights.values()):
+            raise ValueError("severity.weights must all be positive")
         if any(sev not in (1, 2, 3) for _, sev in self.keyword_rules):
             raise ValueError("severity.keyword_rules severities must be 1, 2 or 3")
         return self
 
 
 class TaxonomyConfig(_Strict):
-    synonyms: dict[str, CanonicalType] = Field(
+    # the values are enum names, written as text: the enum alone reads them from strings
+    synonyms: dict[str, Annotated[CanonicalType, Strict(False)]] = Field(
         default_factory=dict,
         description="extra label -> canonical type entries; they take precedence over built-ins",
     )
@@ -293,25 +357,65 @@ class ClaimdiffConfig(_Strict):
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_config(text: str | None, overrides: dict[str, Any] | None = None) -> ClaimdiffConfig:
-    """Validate YAML text (safe loader only) plus dotted overrides such as `judge.model`."""
-    import yaml
+def _model_at(path: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The configuration model that holds the key at `path` (for "did you mean" hints)."""
+    model: type[BaseModel] = ClaimdiffConfig
+    for part in path:
+        info = model.model_fields.get(str(part))
+        annotation = info.annotation if info is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
 
-    try:
-        data = yaml.safe_load(text) if text else {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config is not valid YAML: {exc}") from exc
+
+def describe_config_errors(exc: ValidationError, limit: int = 5) -> str:
+    """Where and why a configuration does not validate, one clause per problem, without the
+    values typed (a URL with a password in it must not be echoed) and without pydantic's URLs."""
+    import difflib
+
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False)[:limit]:
+        loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+        where = ".".join(str(part) for part in loc) or "<top level>"
+        if error["type"] == "extra_forbidden":
+            holder = _model_at(loc[:-1])
+            known = list(holder.model_fields) if holder is not None else []
+            close = difflib.get_close_matches(str(loc[-1]), known, n=2)
+            parent = ".".join(str(part) for part in loc[:-1])
+            names = " or ".join(f"{parent + '.' if parent else ''}{name}" for name in close)
+            hint = f" (did you mean {names}?)" if close else (
+                f" (known: {', '.join(known)})" if known else "")
+            problems.append(f"unknown key {where}{hint}")
+        else:
+            problems.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - len(problems)
+    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
+
+
+def load_config(text: str | None, overrides: dict[str, Any] | None = None, *,
+                source: str = "--config") -> ClaimdiffConfig:
+    """Validate YAML text (bounded safe loader) plus dotted overrides such as `judge.model`."""
+    from claimdiff.safe_yaml import load_yaml
+
+    data = load_yaml(text, what=source) if text else {}
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError("config must be a YAML mapping at the top level")
+        raise ConfigError(f"{source} must be a YAML mapping at the top level")
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
+        for depth, part in enumerate(parents):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {dotted}: {'.'.join(parents[:depth + 1])} is not a "
+                                  "section")
+            node = child
         node[leaf] = value
     try:
         return ClaimdiffConfig.model_validate(data)
-    except ValueError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {describe_config_errors(exc)}") from exc

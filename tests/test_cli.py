@@ -97,7 +97,7 @@ def test_beam_options_pass_and_typos_are_refused(tmp_path: Path, capsys):
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--config", "/nonexistent/c.yaml"], "cannot read --config /nonexistent/c.yaml"),
-    (["--set", "judge.model=["], "--set judge.model: the value is not valid YAML"),
+    (["--set", "judge.model=["], "--set judge.model is not valid YAML"),
     (["--judge", "transformers", "--model", "/nonexistent/model"],
      "judge.model '/nonexistent/model': no such folder"),
 ])

@@ -48,7 +48,8 @@ def resolve_config(run_output: str, config: ClaimdiffConfig | None
     if config is not None:
         return config, "argument"
     try:
-        return ClaimdiffConfig.model_validate(run.config or {}), "run.json"
+        # JSON mode: run.json holds the configuration as JSON (mapping keys are text there)
+        return ClaimdiffConfig.model_validate_json(json.dumps(run.config or {})), "run.json"
     except ValidationError as exc:
         raise ConfigError(
             f"the configuration in {run_output}/run.json does not validate ({exc.error_count()} "

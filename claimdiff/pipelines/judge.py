@@ -22,6 +22,7 @@ from claimdiff.judges.handler import decoding_params, prompt_version
 from claimdiff.judges.prompting import PromptTemplate, load_prompt
 from claimdiff.judges.special_tokens import special_tokens_of
 from claimdiff.pipelines import outputs
+from claimdiff.redaction import Redactor
 from claimdiff.runners.options import sanitised_options
 from claimdiff.schemas.rows import DifferenceRow, FailureRow, RewardRow
 from claimdiff.schemas.run import RunManifest
@@ -68,15 +69,22 @@ def build(
     null_rewards = failed | "NullRewards" >> beam.FlatMap(null_reward)
     rewards = (derived.rewards, null_rewards) | "CollectRewards" >> beam.Flatten()
 
-    shards = config.run.num_shards
+    shards, secrets = config.run.num_shards, secret_env(config)
     _ = derived.differences | "WriteDifferences" >> WriteDataset(
-        job.output, outputs.DIFFERENCES, DifferenceRow, shards)
-    _ = rewards | "WriteRewards" >> WriteDataset(job.output, outputs.REWARDS, RewardRow, shards)
+        job.output, outputs.DIFFERENCES, DifferenceRow, shards, secrets)
+    _ = rewards | "WriteRewards" >> WriteDataset(
+        job.output, outputs.REWARDS, RewardRow, shards, secrets)
     _ = (
         failed
         | "FailureRows" >> beam.Map(lambda f: f.failure)
-        | "WriteFailures" >> WriteDataset(job.output, outputs.FAILURES, FailureRow, shards)
+        | "WriteFailures" >> WriteDataset(
+            job.output, outputs.FAILURES, FailureRow, shards, secrets)
     )
+
+
+def secret_env(config: ClaimdiffConfig) -> list[str]:
+    """The environment variables whose values are secrets of this run (scrubbed everywhere)."""
+    return [config.judge.openai.api_key_env]
 
 
 def _metrics(
@@ -222,6 +230,9 @@ def _run_claimed(job: JudgeJob, options: PipelineOptions, clock: Callable[[], fl
         max_failure_share=config.run.max_failure_share,
         files=outputs.written_files(job.output),
     )
+    # the configuration, the URIs and the options as typed may hold credentials
+    redactor = Redactor.from_env(*secret_env(config))
+    manifest = RunManifest.model_validate(redactor.value(manifest.model_dump(mode="json")))
     outputs.commit_run(job.output, manifest)
     return manifest
 
