@@ -101,7 +101,8 @@ class PairRow(BaseModel):
     chosen_row_index: int
     rejected_manifest: str
     rejected_row_index: int
-    image: str = Field(description="image URI as written in the manifest")
+    # not `image`: TRL reads a column of that name as the example's single image
+    image_path: str = Field(description="image URI as written in the manifest")
     image_uri: str = Field(description="image URI resolved against the manifest")
     reference: str
 
@@ -170,7 +171,7 @@ def _row(group: SampleGroup, pair: Pair, image: HFImage, preset: str, prompt: st
         chosen_actor_id=pair.chosen.actor_id, rejected_actor_id=pair.rejected.actor_id,
         chosen_manifest=pair.chosen.manifest, chosen_row_index=pair.chosen.row_index,
         rejected_manifest=pair.rejected.manifest, rejected_row_index=pair.rejected.row_index,
-        image=group.image, image_uri=group.image_uri, reference=group.reference)
+        image_path=group.image, image_uri=group.image_uri, reference=group.reference)
 
 
 def resolve_preset(run: str, preset: str | None) -> str:

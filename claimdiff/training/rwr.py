@@ -67,7 +67,8 @@ class RwrRow(BaseModel):
     preset: str
     manifest: str
     row_index: int
-    image: str = Field(description="image URI as written in the manifest")
+    # not `image`: TRL reads a column of that name as the example's single image
+    image_path: str = Field(description="image URI as written in the manifest")
     image_uri: str = Field(description="image URI resolved against the manifest")
     reference: str
 
@@ -131,7 +132,7 @@ def export_rwr(run: str, output: str, config: RwrConfig, *, overwrite: bool = Fa
                 reward=value, sample_mean_reward=mean, sample_size=len(scored),
                 sample_id=group.sample_id, actor_id=row.actor_id, run_id=group.run_id,
                 preset=preset, manifest=row.manifest, row_index=row.row_index,
-                image=group.image, image_uri=group.image_uri, reference=group.reference))
+                image_path=group.image, image_uri=group.image_uri, reference=group.reference))
     shard_count = writer.close()
     summary = new_summary(
         "rwr", run, output, config, rows_read=rows_read, samples_read=samples, samples_used=used,
