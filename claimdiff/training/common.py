@@ -112,6 +112,9 @@ class TrainConfig(BaseModel):
 
 def trl_config(cls: Any, root: Path, precision: str, kwargs: dict[str, Any]) -> Any:
     """TRL's config class, validated by TRL; no truncation, precision from `resolve_precision`."""
+    torch = require("torch")
+    # pinned memory only helps (and only exists) with an accelerator; on CPU torch warns
+    kwargs = {"dataloader_pin_memory": torch.cuda.is_available(), **kwargs}
     try:
         return cls(output_dir=str(root / CHECKPOINT_DIR), max_length=None,
                    bf16=precision == "bf16", fp16=precision == "fp16", **kwargs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -55,8 +56,9 @@ def train_dpo(config: DpoTrainConfig, *, overwrite: bool = False) -> dict[str, A
     from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
     precision = resolve_precision(config.precision)
+    args = trl_config(trl.DPOConfig, Path(config.output), precision,
+                      config.trl_kwargs(TRL_DEFAULTS))
     root = prepare_output(config.output, overwrite=overwrite)
-    args = trl_config(trl.DPOConfig, root, precision, config.trl_kwargs(TRL_DEFAULTS))
     model, processor = load_model_and_processor(config, precision)
     limit = config.max_length or context_length(model)
     with load_training_data(config.data, PAIR_COLUMNS) as dataset:

@@ -2,9 +2,9 @@
 
 The pydantic models are the source: the Hugging Face `datasets` features are derived from them,
 and the Arrow schema from those features (as `datasets` derives it), with the features written
-into the Parquet schema metadata (key `huggingface`, as `Dataset.to_parquet` writes it), so `datasets.load_dataset(
-"parquet", ...)` decodes every `HFImage` into a PIL image without a conversion step. `datasets`
-is not needed to write them.
+into the Parquet schema metadata (key `huggingface`, as `Dataset.to_parquet` writes it), so
+`datasets.load_dataset("parquet", ...)` decodes every `HFImage` into a PIL image without a
+conversion step. `datasets` is not needed to write them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
-
 
 HF_METADATA_KEY = b"huggingface"
 

@@ -17,7 +17,6 @@ import hashlib
 import math
 import tempfile
 import zlib
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +90,8 @@ def run_presets(run: str) -> list[str]:
 def check_run(run: str) -> int:
     """The number of `rewards/` rows; a folder without them is a usage error."""
     if not has_dataset(run, REWARDS) or not shards(run, REWARDS):
-        raise ConfigError(f"{run} holds no rewards/ shards: pass the --output folder of a judge run")
+        raise ConfigError(
+            f"{run} holds no rewards/ shards: pass the --output folder of a judge run")
     return num_rows(run, REWARDS)
 
 

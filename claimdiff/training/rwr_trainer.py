@@ -15,6 +15,7 @@ its captions.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -72,11 +73,12 @@ def weighted_trainer_class() -> type:
     trl = require("trl")
     torch = require("torch")
 
-    class WeightedSFTTrainer(trl.SFTTrainer):  # type: ignore[misc, name-defined]
+    class WeightedSFTTrainer(trl.SFTTrainer):  # type: ignore[name-defined]
         def _set_signature_columns_if_needed(self) -> None:
             super()._set_signature_columns_if_needed()
-            if WEIGHT_COLUMN not in self._signature_columns:
-                self._signature_columns = [*self._signature_columns, WEIGHT_COLUMN]
+            columns: list[str] = list(getattr(self, "_signature_columns", None) or [])
+            if WEIGHT_COLUMN not in columns:
+                self._signature_columns = [*columns, WEIGHT_COLUMN]
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
@@ -116,8 +118,9 @@ def train_rwr(config: RwrTrainConfig, *, overwrite: bool = False) -> dict[str, A
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
     precision = resolve_precision(config.precision)
+    args = trl_config(trl.SFTConfig, Path(config.output), precision,
+                      config.trl_kwargs(TRL_DEFAULTS))
     root = prepare_output(config.output, overwrite=overwrite)
-    args = trl_config(trl.SFTConfig, root, precision, config.trl_kwargs(TRL_DEFAULTS))
     model, processor = load_model_and_processor(config, precision)
     limit = config.max_length or context_length(model)
     base_collator = DataCollatorForVisionLanguageModeling(
