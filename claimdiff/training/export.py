@@ -49,6 +49,10 @@ def summary_path(output: str) -> str:
 def prepare_output(output: str, *, overwrite: bool) -> None:
     """Refuse to mix two exports in one folder; with `overwrite`, clear the previous one."""
     fs, root = filesystem(output)
+    if fs.exists(join(root, "run.json")) or fs.isdir(join(root, "rewards")):
+        # its shards would be taken for an earlier export's, and --overwrite would delete them
+        raise ConfigError(f"{output} is a judge run's folder: write the export to a folder of "
+                          "its own (the default is RUN/<dataset>)")
     existing = fs.glob(join(root, SHARD_GLOB)) + fs.glob(join(root, "*", SHARD_GLOB))
     summary = summary_path(root)
     if fs.exists(summary):

@@ -195,6 +195,19 @@ def test_cli_pairs_refuses_unknown_presets_and_overwrites_on_request(synth_run: 
     assert "--overwrite" in capsys.readouterr().err
     assert main(["pairs", str(synth_run), "--output", out, "--overwrite"]) == EXIT_OK
     assert main(["pairs", str(tmp_path), "--output", out]) == EXIT_USAGE
+    # the run's own folder is never an export's: --overwrite would delete the run's shards
+    assert main(["pairs", str(synth_run), "--output", str(synth_run), "--overwrite"]) == (
+        EXIT_USAGE)
+    assert "is a judge run's folder" in capsys.readouterr().err
+    assert list((synth_run / "rewards").glob("part-*.parquet"))
+
+
+def test_a_missing_extra_names_its_install():
+    from claimdiff.errors import MissingExtraError
+    from claimdiff.training.common import require
+
+    with pytest.raises(MissingExtraError, match=r"pip install 'claimdiff\[train\]'"):
+        require("claimdiff_no_such_module")
 
 
 def test_pairs_config_is_validated():
