@@ -45,7 +45,7 @@ demo-train: setup
 	$(BIN)/python -c "from pathlib import Path; from tests.support.tiny_vlm import build_tiny_llava; \
 	  build_tiny_llava(Path('$(DEMO)/tiny-llava'))"
 	$(BIN)/claimdiff train dpo --model $(DEMO)/tiny-llava --pairs $(DEMO)/run/pairs \
-	  --output $(DEMO)/dpo --max-steps 2 --overwrite
+	  --output $(DEMO)/dpo --max-steps 2 --learning-rate 1e-4 --overwrite
 	$(BIN)/claimdiff train rwr --model $(DEMO)/tiny-llava --data $(DEMO)/run/rwr \
 	  --output $(DEMO)/rwr --max-steps 2 --overwrite
 

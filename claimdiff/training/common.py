@@ -223,13 +223,24 @@ def check_lengths(dataset: Any, collate: Callable[[list[dict[str, Any]]], dict[s
     return longest
 
 
-def prepare_output(output: str, *, overwrite: bool) -> Path:
+def _existing(output: str, *, overwrite: bool) -> list[Path]:
     root = Path(output)
     existing = [p for p in (root / FINAL_DIR, root / CHECKPOINT_DIR, root / SUMMARY_FILE)
                 if p.exists()]
     if existing and not overwrite:
         raise ConfigError(f"{output} already holds a training run; pass --overwrite to replace it")
-    for path in existing:
+    return existing
+
+
+def check_output(output: str, *, overwrite: bool) -> None:
+    """Refuse an earlier training run's folder without --overwrite (before any loading)."""
+    _existing(output, overwrite=overwrite)
+
+
+def prepare_output(output: str, *, overwrite: bool) -> Path:
+    """Clear an earlier run (with --overwrite) and create the folder."""
+    root = Path(output)
+    for path in _existing(output, overwrite=overwrite):
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     root.mkdir(parents=True, exist_ok=True)
     return root

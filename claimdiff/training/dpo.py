@@ -21,6 +21,7 @@ from claimdiff.training.common import (
     FINAL_DIR,
     TrainConfig,
     check_lengths,
+    check_output,
     context_length,
     load_model_and_processor,
     load_training_data,
@@ -56,10 +57,12 @@ def train_dpo(config: DpoTrainConfig, *, overwrite: bool = False) -> dict[str, A
     from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
     precision = resolve_precision(config.precision)
+    check_output(config.output, overwrite=overwrite)
     args = trl_config(trl.DPOConfig, Path(config.output), precision,
                       config.trl_kwargs(TRL_DEFAULTS))
-    root = prepare_output(config.output, overwrite=overwrite)
     model, processor = load_model_and_processor(config, precision)
+    # the output is only touched once the model has loaded: a wrong --model leaves nothing
+    root = prepare_output(config.output, overwrite=overwrite)
     limit = config.max_length or context_length(model)
     with load_training_data(config.data, PAIR_COLUMNS) as dataset:
         longest = check_lengths(

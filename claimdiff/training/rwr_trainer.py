@@ -25,6 +25,7 @@ from claimdiff.training.common import (
     TrainConfig,
     TrainingDataError,
     check_lengths,
+    check_output,
     context_length,
     load_model_and_processor,
     load_training_data,
@@ -118,10 +119,12 @@ def train_rwr(config: RwrTrainConfig, *, overwrite: bool = False) -> dict[str, A
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
     precision = resolve_precision(config.precision)
+    check_output(config.output, overwrite=overwrite)
     args = trl_config(trl.SFTConfig, Path(config.output), precision,
                       config.trl_kwargs(TRL_DEFAULTS))
-    root = prepare_output(config.output, overwrite=overwrite)
     model, processor = load_model_and_processor(config, precision)
+    # the output is only touched once the model has loaded: a wrong --model leaves nothing
+    root = prepare_output(config.output, overwrite=overwrite)
     limit = config.max_length or context_length(model)
     base_collator = DataCollatorForVisionLanguageModeling(
         processor=processor, max_length=None, completion_only_loss=args.completion_only_loss)

@@ -242,3 +242,11 @@ def test_precision_on_cpu(asked, expected):
             resolve_precision(asked)
     else:
         assert resolve_precision(asked) == expected
+
+
+def test_a_model_that_does_not_load_leaves_no_output(pairs_data: Path, tmp_path: Path, capsys):
+    output = tmp_path / "out"
+    assert main(["train", "dpo", "--model", str(tmp_path / "no-model"), "--pairs",
+                 str(pairs_data), "--output", str(output)]) == EXIT_USAGE
+    assert "cannot load the model" in capsys.readouterr().err
+    assert not output.exists()
