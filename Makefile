@@ -6,12 +6,12 @@ DEMO := demo-out
 
 VLLM_VENV := .venv-vllm
 
-.PHONY: setup demo demo-tiny test test-vllm lint clean
+.PHONY: setup demo demo-tiny demo-train test test-vllm lint clean
 
 $(BIN)/.installed: setup.py pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[transformers,dev]'
+	$(BIN)/pip install --quiet -e '.[transformers,train,dev]'
 	touch $@
 
 setup: $(BIN)/.installed
@@ -32,6 +32,22 @@ demo-tiny: setup
 	  build_tiny_llava(Path('$(DEMO)/tiny-llava'))"
 	$(MAKE) demo JUDGE_MODEL=$(DEMO)/tiny-llava JUDGE_ARGS="--set judge.max_differences=1 \
 	  --set judge.max_string_chars=4 --set judge.max_new_tokens=384 --set run.max_failure_share=1"
+
+# Training data from the synthetic demo run (pairs, RWR weights, a verl export), then two
+# training steps of `train dpo` and `train rwr` on the tiny random-weight LLaVA (README: Training
+# data and training).
+demo-train: setup
+	$(BIN)/claimdiff synth --n 40 --seed 0 --out $(DEMO)/data
+	$(BIN)/claimdiff judge --manifest $(DEMO)/data/manifest.jsonl --output $(DEMO)/run --overwrite
+	$(BIN)/claimdiff pairs $(DEMO)/run --preset relative --min-margin 0.1 --overwrite
+	$(BIN)/claimdiff export rwr $(DEMO)/run --beta 0.25 --overwrite
+	$(BIN)/claimdiff export verl $(DEMO)/run --test-fraction 0.1 --overwrite
+	$(BIN)/python -c "from pathlib import Path; from tests.support.tiny_vlm import build_tiny_llava; \
+	  build_tiny_llava(Path('$(DEMO)/tiny-llava'))"
+	$(BIN)/claimdiff train dpo --model $(DEMO)/tiny-llava --pairs $(DEMO)/run/pairs \
+	  --output $(DEMO)/dpo --max-steps 2 --learning-rate 1e-4 --overwrite
+	$(BIN)/claimdiff train rwr --model $(DEMO)/tiny-llava --data $(DEMO)/run/rwr \
+	  --output $(DEMO)/rwr --max-steps 2 --overwrite
 
 test: setup
 	$(BIN)/python -m pytest

