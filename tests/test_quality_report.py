@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -361,6 +362,12 @@ def test_cli_writes_the_report_and_says_how_it_went(synthetic_run, tmp_path, cap
     assert all(pages)
     assert all((report / page).is_file() for page in pages)
     assert (report / "data_docs" / "index.html").is_file()
+    for path in (report / "data_docs").rglob("*"):
+        if path.suffix in (".html", ".css"):  # nothing there fetches from the network
+            text = path.read_text()
+            assert not re.search(r"<(?:script|link|img)\b[^>]*(?:https?:)?//", text), path
+            assert not re.search(r"url\(\s*['\"]?(?:https?:)?//", text), path
+    assert not list((report / "data_docs").rglob("*.gif"))  # GE's unused animations
     html = (report / "index.html").read_text()
     assert "https://" not in html.split("<body>")[0]
     assert html.count('<figure id="plot-') == 5  # no failures: no failure-reason plot

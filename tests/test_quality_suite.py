@@ -324,6 +324,9 @@ GE_PAGE = """<!DOCTYPE html><html><head>
 <link rel="icon" href="../../static/images/favicon.ico">
 <script src="https://code.jquery.com/jquery-3.7.1.min.js"></script>
 <script>$(".ge-walkthrough-modal").modal();</script>
+<style>.logo { background: url('https://example.s3.amazonaws.com/dark.png') 0 0 no-repeat; }
+@import url("https://cdn.example/more.css");
+.font { src: url("../../static/fonts/a.otf"); }</style>
 </head><body><img src="https://example.s3.amazonaws.com/logo-long.png?d=1">
 <img src="static/images/local.png"><a href="https://greatexpectations.io">GX</a>
 <SCRIPT type="text/javascript">
@@ -342,5 +345,7 @@ def test_data_docs_pages_lose_remote_resources_and_scripts_only():
     assert "static/images/local.png" in page
     assert '<a href="https://greatexpectations.io">' in page  # a link is not a fetch
     assert "<td>kept</td>" in page
+    assert "background: none 0 0 no-repeat" in page
+    assert 'url("../../static/fonts/a.otf")' in page
     assert f'content="{CSP}"' in page
     assert page.index("Content-Security-Policy") < page.index("<body>")

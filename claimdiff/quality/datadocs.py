@@ -18,7 +18,7 @@ _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.IGNORECASE | re.DOTAL
 _REMOTE_TAG = re.compile(
     rf"""<(?:link|img|source|iframe)\b[^>]*\b(?:href|src)\s*=\s*["']?{_REMOTE}[^>]*>""",
     re.IGNORECASE)
-_CSS_REMOTE = re.compile(rf"""url\(\s*["']?{_REMOTE}[^)]*\)|@import[^;]*;""", re.IGNORECASE)
+_CSS_REMOTE = re.compile(rf"""url\(\s*["']?{_REMOTE}[^)]*\)|@import\s[^;]*;""", re.IGNORECASE)
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 
 CSP = ("default-src 'none'; img-src 'self' data: file:; style-src 'self' 'unsafe-inline' file:; "
@@ -43,18 +43,48 @@ footer { display: none; }
 """
 
 
+def _css_offline(text: str) -> str:
+    """Remote `url(...)` values become `none`; remote `@import`s go."""
+    return _CSS_REMOTE.sub(lambda m: "" if m.group(0).startswith("@") else "none", text)
+
+
 def offline_html(text: str) -> str:
     """One page without remote resources or scripts, with the offline stylesheet and a CSP."""
     text = _SCRIPT.sub("", text)
     text = _REMOTE_TAG.sub("", text)
+    text = _css_offline(text)  # inline <style> blocks load GE's logo from a web bucket
     head = (f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f"<style>{OFFLINE_STYLE}</style>")
     text, found = _HEAD.subn(lambda m: m.group(0) + head, text, count=1)
     return text if found else head + text
 
 
+_REFERENCE = re.compile(r"""(?:href|src)\s*=\s*["']([^"'#?]+)|url\(\s*["']?([^"')#?]+)""",
+                        re.IGNORECASE)
+
+
+def _prune_static(root: Path) -> int:
+    """Remove the files of GE's `static/` that no page or stylesheet refers to (the walkthrough
+    animations are most of a site's 5 MB)."""
+    referenced: set[Path] = set()
+    for path in root.rglob("*"):
+        if path.suffix.lower() not in (".html", ".htm", ".css"):
+            continue
+        for match in _REFERENCE.finditer(path.read_text(encoding="utf-8")):
+            reference = match.group(1) or match.group(2)
+            if not re.match(r"^(?:[a-z][a-z0-9+.-]*:|//)", reference, re.IGNORECASE):
+                referenced.add((path.parent / reference).resolve())
+    removed = 0
+    for path in sorted((root / "static").rglob("*")):
+        if path.is_file() and path.suffix.lower() != ".css" and path.resolve() not in referenced:
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def make_offline(root: Path) -> int:
-    """Rewrite every page and stylesheet under a Data Docs folder; returns the files changed."""
+    """Rewrite every page and stylesheet under a Data Docs folder and drop unused static files;
+    returns the files changed."""
     changed = 0
     for path in sorted(root.rglob("*")):
         if path.suffix.lower() in (".html", ".htm"):
@@ -62,11 +92,10 @@ def make_offline(root: Path) -> int:
             after = offline_html(before)
         elif path.suffix.lower() == ".css":
             before = path.read_text(encoding="utf-8")
-            after = _CSS_REMOTE.sub(
-                lambda m: "" if m.group(0).startswith("@") else "none", before)
+            after = _css_offline(before)
         else:
             continue
         if after != before:
             path.write_text(after, encoding="utf-8")
             changed += 1
-    return changed
+    return changed + _prune_static(root)

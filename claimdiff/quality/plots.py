@@ -4,9 +4,10 @@
 - severity histogram of actor and reference errors;
 - hallucinations vs omissions per caption, per group (`--by`: a column or a metadata key);
 - reward distributions per preset;
-- the lambda frontier, when the run has a sweep (two or more tradeoff presets): for each
-  lambda, the caption with the highest reward of each sample is selected, and the mean
-  omissions and hallucinations of the selected captions are plotted (best-of-n selection);
+- the lambda frontier, when the run has a sweep (two or more tradeoff presets with distinct
+  lambda): for each lambda, the captions of each sample are weighted by their reward
+  (normalised within the sample: the distribution a reward-weighted update moves toward) and
+  the weighted hallucinations and omissions per caption, averaged over samples, are plotted;
 - failure reasons, by stage and error class.
 """
 
@@ -203,16 +204,21 @@ def lambda_frontier(data: RunData) -> Plot | None:
         row_keys(stats), stats["n_actor_hallucination"], stats["n_actor_omission"], strict=True)}
     points = []
     for name, lam in sorted(sweep.items(), key=lambda item: item[1]):
-        best: dict[Any, tuple[float, tuple[str, int] | None]] = {}
+        by_sample: dict[Any, list[tuple[float, tuple[float, float]]]] = defaultdict(list)
         for key, value in values[name]:
-            sample = samples.get(key)
-            # ties go to the earlier row, so the selection is deterministic
-            if sample not in best or value > best[sample][0]:
-                best[sample] = (value, key)
-        chosen = [errors[key] for _, key in best.values() if key in errors]
-        if chosen:
-            points.append((lam, sum(h for h, _ in chosen) / len(chosen),
-                           sum(o for _, o in chosen) / len(chosen)))
+            if key in errors and key in samples:
+                by_sample[samples[key]].append((value, errors[key]))
+        weighted = [0.0, 0.0]
+        counted = 0
+        for captions in by_sample.values():
+            total = sum(value for value, _ in captions)
+            if total <= 0 or any(value < 0 for value, _ in captions):
+                continue  # no distribution over this sample's captions
+            weighted[0] += sum(v * h for v, (h, _) in captions) / total
+            weighted[1] += sum(v * o for v, (_, o) in captions) / total
+            counted += 1
+        if counted:
+            points.append((lam, weighted[0] / counted, weighted[1] / counted))
     if len(points) < 2:
         return None
     figure = _figure(5.5, 3.6)
@@ -221,10 +227,11 @@ def lambda_frontier(data: RunData) -> Plot | None:
     for lam, hallucinated, omitted in points:
         axes.annotate(f"λ={lam:g}", (omitted, hallucinated), fontsize=7,
                       xytext=(4, 4), textcoords="offset points")
-    axes.set_xlabel("mean omissions of the selected captions")
-    axes.set_ylabel("mean hallucinations")
-    return Plot("lambda-frontier", "λ frontier (best-of-n selection per sample)", _png(figure),
-                "for each λ preset, the highest-reward caption of each sample")
+    axes.set_xlabel("omissions per caption (reward-weighted)")
+    axes.set_ylabel("hallucinations per caption (reward-weighted)")
+    return Plot("lambda-frontier", "λ frontier (reward-weighted errors per sample)",
+                _png(figure), "for each λ preset, each sample's captions weighted by their "
+                "reward (what a reward-weighted update moves toward)")
 
 
 def failure_reasons(data: RunData) -> Plot | None:

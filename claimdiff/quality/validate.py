@@ -194,7 +194,7 @@ def run_checks(frames: dict[str, pd.DataFrame], checks: list[Check], *, run_name
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=frame, data=batch, suite=suite))
         validated = definition.run(batch_parameters={"dataframe": frames[frame]},
-                                   result_format="SUMMARY", run_id=run_id)
+                                   result_format="BASIC", run_id=run_id)
         identifiers[frame] = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
             run_id=run_id, batch_identifier=f"{DATASOURCE}-{frame}")
