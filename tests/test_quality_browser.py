@@ -49,7 +49,12 @@ def test_the_detector_sees_console_errors_and_network_fetches(chromium, tmp_path
 def test_the_report_in_a_headless_browser(chromium, synthetic_run, tmp_path, record_property):
     clean = build_report(str(synthetic_run.run), out=str(tmp_path / "clean"), by="edit")
     run = copy_run(synthetic_run.run, tmp_path / "run")
-    rewrite_rows(run, "differences", lambda rows: rows[0].update(confidence=7.0))
+    hostile = '<img src=x onerror="console.error(1)"><script>console.error(2)</script>'
+
+    def plant(rows):
+        rows[0].update(confidence=7.0)
+        rows[1].update(judgment=hostile)  # untrusted text that reaches both pages
+    rewrite_rows(run, "differences", plant)
     breached = build_report(str(run))
     screenshot = tmp_path / SCREENSHOT
     with headless_chromium(chromium) as browser:
@@ -80,8 +85,14 @@ def test_the_report_in_a_headless_browser(chromium, synthetic_run, tmp_path, rec
         assert page.get_attribute("#outcome", "data-outcome") == "breached"
         failing = page.eval_on_selector_all("tr[data-success='false']",
                                             "rows => rows.map(r => r.dataset.expectationId)")
-        assert failing == breached.failed == ["differences.confidence.range"]
-        assert page.eval_on_selector("#breached a", "a => a.getAttribute('href')") == (
-            "#exp-differences.confidence.range")
+        assert failing == breached.failed == ["differences.judgment.in_set",
+                                              "differences.confidence.range"]
+        assert hostile in page.inner_text("#exp-differences\\.judgment\\.in_set")
+        docs, docs_visit = browser.visit(page.eval_on_selector(
+            "#exp-differences\\.judgment\\.in_set a", "a => a.href"))
+        assert docs_visit.problems == []
+        assert docs.eval_on_selector_all("img[src='x']", "images => images.length") == 0
+        assert page.eval_on_selector_all("#breached a", "links => links.map(a => a.hash)") == [
+            "#exp-differences.judgment.in_set", "#exp-differences.confidence.range"]
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record_property("screenshot", str(screenshot))  # kept in pytest's tmp folder

@@ -31,6 +31,7 @@ from claimdiff.quality import (
     build_report,
     parse_quality_config,
 )
+from claimdiff.quality.plots import frontier_points, render_plots
 from tests.quality_support import (
     copy_run,
     edit_run_json,
@@ -252,10 +253,36 @@ def test_a_failure_share_over_the_threshold(synthetic_run, tmp_path):
     limits = parse_quality_config("thresholds: {max_failure_share: 0.5, "
                                   "max_failure_share_by_stage: {load_image: 0.1}, "
                                   "max_failure_share_by_reason: {ImageError: 0.2}}")
-    result = checked(run, config=limits)
+    assessment = assess(str(run), config=limits)
+    result = assessment.result
     assert result.failed == ["health.failure_share.stage.load_image"]
     observed = {e.id: e.observed for e in result.expectations}
     assert observed["health.failure_share.reason.ImageError"] == f"{5 / 38:.4g}"
+    plots, _ = render_plots(assessment.data)
+    failures = next(p for p in plots if p.id == "failure-reasons")
+    assert failures.png.startswith(b"\x89PNG")
+
+
+def test_a_judge_that_finds_nothing(synthetic_run, tmp_path):
+    run = copy_run(synthetic_run.run, tmp_path / "run")
+    rewrite_rows(run, "differences", lambda rows: [])
+    edit_run_json(run, lambda manifest: manifest["accounting"].update(differences=0))
+    result = checked(run)
+    assert result.failed == ["health.zero_difference_images"]
+    assert {s.id: s.reason for s in result.not_computed} == {
+        "health.spurious_share": "no differences", "health.unverifiable_share": "no differences"}
+
+
+def test_the_lambda_frontier_trades_hallucinations_for_omissions(synthetic_run):
+    points = frontier_points(assess(str(synthetic_run.run)).data)
+    assert [lam for lam, _, _ in points] == [0.0, 0.5, 1.0]
+    hallucinations = [h for _, h, _ in points]
+    omissions = [o for _, _, o in points]
+    # lambda weighs hallucinations: the more it does, the fewer survive and the more omissions
+    assert hallucinations == sorted(hallucinations, reverse=True)
+    assert omissions == sorted(omissions)
+    assert hallucinations[0] > hallucinations[-1]
+    assert omissions[0] < omissions[-1]
 
 
 def test_drift_against_a_baseline(synthetic_run, tmp_path):
@@ -427,3 +454,22 @@ def test_great_expectations_and_matplotlib_are_imported_lazily():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=120)
     assert done.stdout.strip() == "[]"
+
+
+def test_hostile_run_ids_stay_inside_the_report_and_inert(synthetic_run, tmp_path):
+    """run.json and the shards are untrusted: a run id with path parts and markup neither
+    escapes the report folder (GE builds Data Docs paths from the run name) nor renders."""
+    run = copy_run(synthetic_run.run, tmp_path / "runs" / "run")
+    hostile = "../../<u>x</u>"
+    for dataset in ("differences", "rewards", "failures"):
+        rewrite_rows(run, dataset, lambda rows: [r.update(run_id=hostile) for r in rows] and None)
+    edit_run_json(run, lambda manifest: manifest.update(run_id=hostile))
+    result = build_report(str(run))
+    assert result.outcome == "pass"
+    assert result.run_id == hostile
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    pages = [p for p in (run / "report").rglob("*.html")]
+    assert len(pages) > 10
+    assert not [p for p in pages if "<u>" in p.read_text()]
+    assert "&lt;u&gt;x&lt;/u&gt;" in (run / "report" / "index.html").read_text()

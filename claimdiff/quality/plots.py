@@ -191,14 +191,17 @@ def reward_distributions(data: RunData) -> Plot | None:
     return Plot("rewards", "Reward distributions per preset", _png(figure))
 
 
-def lambda_frontier(data: RunData) -> Plot | None:
+def frontier_points(data: RunData) -> list[tuple[float, float, float]]:
+    """(lambda, hallucinations, omissions) per tradeoff preset of a sweep, by lambda: each
+    sample's captions weighted by their reward (normalised within the sample), averaged over
+    samples. Empty without a sweep."""
     lambdas = data.tradeoff_lambdas()
     values = _reward_values(data)
     stats = data.frames["rewards.stats"]
     rewards = data.frames["rewards"]
     sweep = {name: lam for name, lam in lambdas.items() if values.get(name)}
     if len(set(sweep.values())) < 2 or "sample_id" not in rewards or not len(stats):
-        return None
+        return []
     samples = dict(zip(row_keys(rewards), rewards["sample_id"], strict=True))
     errors = {key: (float(h), float(o)) for key, h, o in zip(
         row_keys(stats), stats["n_actor_hallucination"], stats["n_actor_omission"], strict=True)}
@@ -219,6 +222,11 @@ def lambda_frontier(data: RunData) -> Plot | None:
             counted += 1
         if counted:
             points.append((lam, weighted[0] / counted, weighted[1] / counted))
+    return points
+
+
+def lambda_frontier(data: RunData) -> Plot | None:
+    points = frontier_points(data)
     if len(points) < 2:
         return None
     figure = _figure(5.5, 3.6)

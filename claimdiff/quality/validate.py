@@ -8,8 +8,12 @@ under a site name of claimdiff's own (GE's default `local_site` would collide wi
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import html
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -166,6 +170,22 @@ def _context(gx: Any, docs_dir: Path | None) -> Any:
     return context
 
 
+def safe_run_name(run_id: str) -> str:
+    """GE's name for the run: its Data Docs paths are built from it, and run ids (from run.json)
+    are untrusted, so anything but letters, digits, `_` and `-` is replaced and a hash keeps names
+    apart.
+
+    >>> safe_run_name("a1b2c3")
+    'a1b2c3'
+    >>> safe_run_name("../x/<y>")
+    '___x__y_-29704370'
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9_-]", "_", run_id)[:64] or "run"
+    if cleaned == run_id:
+        return cleaned
+    return f"{cleaned}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
 def run_checks(frames: dict[str, pd.DataFrame], checks: list[Check], *, run_name: str,
                docs_dir: Path | None = None, suite_label: str = "") -> list[CheckResult]:
     """Validate every table against its suite; with `docs_dir`, build Data Docs there."""
@@ -179,7 +199,7 @@ def run_checks(frames: dict[str, pd.DataFrame], checks: list[Check], *, run_name
     expectations = {check.id: to_expectation(check) for check in checks}
     context = _context(gx, docs_dir)
     source = context.data_sources.add_pandas(DATASOURCE)
-    run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
+    run_id = RunIdentifier(run_name=safe_run_name(run_name), run_time=datetime.now(UTC))
     by_id = {check.id: check for check in checks}
     results: list[CheckResult] = []
     identifiers: dict[str, Any] = {}
@@ -198,6 +218,8 @@ def run_checks(frames: dict[str, pd.DataFrame], checks: list[Check], *, run_name
         identifiers[frame] = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
             run_id=run_id, batch_identifier=f"{DATASOURCE}-{frame}")
+        if docs_dir is not None:
+            _store_escaped(context, identifiers[frame], validated)
         for outcome in validated.results:
             check = by_id[outcome.expectation_config.meta["id"]]
             result = dict(outcome.result or {})
@@ -215,6 +237,26 @@ def run_checks(frames: dict[str, pd.DataFrame], checks: list[Check], *, run_name
             checked.docs_page = pages.get(checked.check.frame)
     order = {check.id: index for index, check in enumerate(checks)}
     return sorted(results, key=lambda r: order[r.check.id])
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return html.escape(value, quote=True)
+    if isinstance(value, dict):
+        return {key: _escaped(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(item) for item in value]
+    return value
+
+
+def _store_escaped(context: Any, identifier: Any, validated: Any) -> None:
+    """Store the result with every value it found HTML-escaped, for Data Docs: GE renders
+    unexpected values into its pages as they are, and they come from untrusted runs (a caption
+    or a judgment can hold markup). The result claimdiff reads is left as found."""
+    shown = copy.deepcopy(validated)
+    for outcome in shown.results:
+        outcome.result = _escaped(dict(outcome.result or {}))
+    context.validation_results_store.set(identifier, shown)
 
 
 def _page(context: Any, identifier: Any, docs_dir: Path) -> str | None:
