@@ -43,6 +43,12 @@ from tests.quality_support import (
 pytestmark = pytest.mark.slow  # each test validates a real run with Great Expectations
 
 
+@pytest.fixture(scope="module")
+def clean(synthetic_run) -> Any:
+    """The clean run's assessment, for the tests that only read it."""
+    return assess(str(synthetic_run.run))
+
+
 def checked(run: Path, **kwargs: Any) -> QualityResult:
     result = assess(str(run), **kwargs).result
     assert result.exit_code == (EXIT_BREACHED if result.failed else EXIT_PASS)
@@ -273,8 +279,8 @@ def test_a_judge_that_finds_nothing(synthetic_run, tmp_path):
         "health.spurious_share": "no differences", "health.unverifiable_share": "no differences"}
 
 
-def test_the_lambda_frontier_trades_hallucinations_for_omissions(synthetic_run):
-    points = frontier_points(assess(str(synthetic_run.run)).data)
+def test_the_lambda_frontier_trades_hallucinations_for_omissions(clean):
+    points = frontier_points(clean.data)
     assert [lam for lam, _, _ in points] == [0.0, 0.5, 1.0]
     hallucinations = [h for _, h, _ in points]
     omissions = [o for _, _, o in points]
@@ -426,14 +432,14 @@ def test_cli_usage_errors_exit_2(synthetic_run, tmp_path, capsys):
     assert exit_info.value.code == EXIT_USAGE
 
 
-def test_a_report_on_object_storage(synthetic_run):
+def test_a_report_on_object_storage(synthetic_run, clean):
     """The run is read from, and the report written to, an fsspec URL (memory://)."""
     fs = fsspec.filesystem("memory")
     root = f"/quality-{uuid.uuid4().hex[:8]}"
     try:
         fs.put(str(synthetic_run.run), root, recursive=True)
         remote = build_report(f"memory://{root}")
-        local = assess(str(synthetic_run.run)).result
+        local = clean.result
         assert remote.outcome == "pass"
         assert remote.report == f"memory://{root}/report/index.html"
         assert [(e.id, e.observed) for e in remote.expectations] == [
