@@ -55,7 +55,6 @@ class JudgeRequestError(RowError):
     """The backend could not answer this request (no gold labels, prompt too long, ...)."""
 
 
-
 class UnreadableRunError(ClaimdiffError):
     """A run's outputs cannot be read (no run.json, a shard that is not Parquet, a missing
     dataset): nothing about its quality can be said. `claimdiff report` exits 5."""
