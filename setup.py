@@ -33,9 +33,15 @@ EXTRAS = {
     # (pairs, export rwr/verl) need only the core install.
     "train": [*TRANSFORMERS, "trl>=1.16,<2", "peft>=0.17", "datasets>=4", "accelerate>=1.0",
               "matplotlib>=3.8"],
+    # `claimdiff report`: Great Expectations suites and Data Docs, matplotlib plots (checked
+    # beside the pins above: GE 1.24 adds pandas, scipy, altair and no downgrades)
+    "report": ["great_expectations>=1.24,<2", "matplotlib>=3.8"],
     "aws": ["apache-beam[aws]==2.77.0", "s3fs>=2024.6"],
     "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs>=2024.6"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.11", "types-PyYAML"],
+    # playwright drives the system's Chromium in the report's browser test (it never downloads
+    # a browser of its own: `playwright install` is not run)
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.11", "types-PyYAML",
+            "playwright>=1.45"],
 }
 
 setup(

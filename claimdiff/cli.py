@@ -7,6 +7,7 @@
     claimdiff eval --run OUTPUT --gold MANIFEST     # score a run against gold labels
     claimdiff schema rewards                        # print a dataset's Arrow or JSON schema
     claimdiff pairs | export rwr | export verl | train dpo | train rwr   (claimdiff.training.cli)
+    claimdiff report OUTPUT [--baseline OUTPUT]     # data-quality report; exit 4 if breached
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from claimdiff.errors import ClaimdiffError, ConfigError, OutOfSpaceError, PipelineFailed
+from claimdiff import exit_codes
+from claimdiff.errors import (
+    ClaimdiffError,
+    ConfigError,
+    OutOfSpaceError,
+    PipelineFailed,
+    UnreadableRunError,
+)
 from claimdiff.redaction import RedactingFilter, Redactor
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_PIPELINE_FAILED, EXIT_NO_SPACE = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = exit_codes.OK, exit_codes.RUN_FAILED, exit_codes.USAGE
+EXIT_PIPELINE_FAILED, EXIT_NO_SPACE = exit_codes.PIPELINE_FAILED, exit_codes.NO_SPACE
+EXIT_UNREADABLE = exit_codes.UNREADABLE
 TRAINING_COMMANDS = ("pairs", "export", "train")  # claimdiff.training.cli
 _MAX_ERROR_CHARS = 800
 
@@ -195,6 +205,83 @@ def _run_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- claimdiff report: data-quality report of a run (claimdiff.quality) ----
+
+REPORT_EPILOG = """\
+Checks a run's shards and run.json with Great Expectations (schema and values derived from the
+row models, identities, run health, accounting, judge noise, and drift against --baseline) and
+writes REPORT/index.html (self-contained: plots embedded, no network at view time), report.json
+and data_docs/ (Great Expectations Data Docs). REPORT is OUTPUT/report unless --out is given.
+
+exit status: 0 every expectation met; 4 at least one expectation breached; 5 the run (or the
+baseline) cannot be read; 2 usage or configuration errors. --json prints the result (the same
+document as report.json) on stdout, for the unreadable case too.
+
+examples:
+  claimdiff report out/run1
+  claimdiff report out/run2 --baseline out/run1 --config quality.yaml --by policy
+  claimdiff report gs://bucket/runs/run3 --json --no-html
+  claimdiff report out/run1 --set thresholds.max_spurious_share=0.1
+"""
+
+
+def _report_parser(sub: argparse._SubParsersAction) -> None:
+    report = sub.add_parser(
+        "report", help="data-quality report of a run: expectations, Data Docs, plots",
+        description="Validate a judge run's outputs and write an HTML report; the exit status "
+        "says whether the run may go on to training.",
+        epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    report.add_argument("run", help="the --output folder of a judge run (any fsspec URL)")
+    report.add_argument("--baseline", help="an earlier run to compare distributions with")
+    report.add_argument("--config", help="quality YAML: thresholds, drift, extra expectations "
+                        "(README: Quality report)")
+    report.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a quality config key, e.g. "
+                        "--set thresholds.max_spurious_share=0.1 (repeatable)")
+    report.add_argument("--by", default="actor_id",
+                        help="group hallucinations vs omissions by this column or metadata key "
+                        "(default actor_id)")
+    written = report.add_mutually_exclusive_group()
+    written.add_argument("--out", help="report folder (default RUN/report); a previous report "
+                         "there is replaced")
+    written.add_argument("--no-html", action="store_true",
+                         help="validate only: write nothing (no Data Docs, no plots)")
+    report.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from claimdiff.quality import assess, build_report, load_quality_config
+    from claimdiff.quality.report import unreadable
+
+    config = load_quality_config(args.config, _parse_set(args.set))
+    try:
+        if args.no_html:
+            result = assess(args.run, baseline=args.baseline, config=config).result
+        else:
+            result = build_report(args.run, out=args.out, baseline=args.baseline,
+                                  config=config, by=args.by)
+    except UnreadableRunError as exc:
+        result = unreadable(args.run, exc)
+        if not args.json:
+            print(f"claimdiff: error: unreadable run: {exc}", file=sys.stderr)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return result.exit_code
+    if result.error is None:
+        total = len(result.expectations)
+        print(f"run {result.run_id}: {result.outcome.value} ({result.passed} of {total} "
+              f"expectations met)")
+        for item in result.expectations:
+            if not item.success:
+                limit = f" (threshold {item.threshold})" if item.threshold else ""
+                print(f"  breached {item.id}: {item.observed}{limit}")
+        if result.not_computed:
+            print(f"  not computed: {', '.join(s.id for s in result.not_computed)}")
+        if result.report:
+            print(f"  report {result.report}")
+    return result.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="claimdiff", description="Claim-level caption judging and rewards for caption RL.",
@@ -251,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     from claimdiff.training.cli import add_parsers as add_training_parsers
 
     add_training_parsers(sub)
+    _report_parser(sub)
     # No prefix matching: `--runner=X` (a Beam option) must not be taken for `--runner-preset`.
     for subcommand in sub.choices.values():
         subcommand.allow_abbrev = False
@@ -324,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from claimdiff.training.cli import run_command
 
             return run_command(args)
+        if args.command == "report":
+            return _run_report(args)
         return _run_schema(args)
     except PipelineFailed as exc:
         # One clear line and a distinct status rather than a page of Beam frames.
@@ -336,6 +426,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutOfSpaceError as exc:
         print(f"claimdiff: error: {redactor.text(str(exc))}", file=sys.stderr)
         return EXIT_NO_SPACE
+    except UnreadableRunError as exc:
+        print(f"claimdiff: error: {redactor.text(str(exc))}", file=sys.stderr)
+        return EXIT_UNREADABLE
     except ClaimdiffError as exc:
         print(f"claimdiff: error: {redactor.text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

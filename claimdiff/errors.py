@@ -22,7 +22,12 @@ class ClaimHeldError(ConfigError):
     """Another run holds the output folder (or left a claim behind); the message names it."""
 
 
-class IncompleteRunError(ClaimdiffError):
+class UnreadableRunError(ClaimdiffError):
+    """A run's outputs cannot be read (no run.json, a shard that is not Parquet, a missing
+    dataset): nothing about its quality can be said. `claimdiff report` exits 5."""
+
+
+class IncompleteRunError(UnreadableRunError):
     """A run folder holds no committed run: no `run.json` (killed, or still running), or one
     whose listed shards are missing. Every reader refuses such a folder."""
 

@@ -49,3 +49,12 @@ def write_manifest(tmp_path: Path) -> Callable[[list[dict[str, Any]], str], Path
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A clean labels-judge run on 8 synthetic scenes, with a lambda sweep, two-pass
+    verification and position swaps, made through the CLI (`tests/quality_support.py`)."""
+    from tests.quality_support import make_synthetic_run
+
+    return make_synthetic_run(tmp_path_factory.mktemp("quality"))

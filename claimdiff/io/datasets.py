@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import fsspec
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
@@ -134,3 +135,17 @@ def read_rows(output: str, dataset: str, model: type[ModelT], *,
         with fs.open(path, "rb") as handle:
             rows.extend(from_table(pq.read_table(handle), model))
     return rows
+
+
+def shard_schema(output: str, path: str) -> pa.Schema:
+    """The Arrow schema of one shard (a path from `shards`), from its footer only."""
+    fs, _ = filesystem(output)
+    with fs.open(path, "rb") as handle:
+        return pq.ParquetFile(handle).schema_arrow
+
+
+def read_shard(output: str, path: str, columns: Sequence[str]) -> pa.Table:
+    """The named columns of one shard (a path from `shards`), as written."""
+    fs, _ = filesystem(output)
+    with fs.open(path, "rb") as handle:
+        return pq.ParquetFile(handle).read(columns=list(columns))

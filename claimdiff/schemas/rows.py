@@ -128,19 +128,19 @@ class DifferenceRow(BaseModel):
     judgment: Judgment
     first_judgment: Judgment | None = Field(
         default=None, description="the first pass's judgment, in two-pass mode")
-    confidence: float | None
+    confidence: float | None = Field(ge=0.0, le=1.0)
     outcomes: list[Outcome]
     actor_erred: bool
     reference_erred: bool
     actor_error_type: str | None
     actor_error_detail: str | None
     actor_canonical_type: CanonicalType | None
-    actor_severity: int | None
+    actor_severity: int | None = Field(ge=1, le=3)
     actor_severity_source: SeveritySource | None
     reference_error_type: str | None
     reference_error_detail: str | None
     reference_canonical_type: CanonicalType | None
-    reference_severity: int | None
+    reference_severity: int | None = Field(ge=1, le=3)
     reference_severity_source: SeveritySource | None
     image_sha256: str
     judge_model: str
