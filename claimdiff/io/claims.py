@@ -17,6 +17,7 @@ exclusively, so two runs that both try to take over still end with one owner.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -27,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from fsspec.implementations.local import LocalFileSystem
 
 from claimdiff.errors import ClaimHeldError, ConfigError
 from claimdiff.io.datasets import filesystem, join
@@ -145,7 +148,7 @@ class OutputClaim:
             fs.makedirs(root, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:
             raise ConfigError(f"--output {self._output} is inside a file, not a folder") from exc
-        except PermissionError as exc:
+        except OSError as exc:
             raise ConfigError(f"--output {self._output} is not writable: {exc}") from exc
         for _ in range(2):
             try:
@@ -164,11 +167,13 @@ class OutputClaim:
                             holder.describe(now) if holder else "an unreadable claim")
                 fs.rm_file(path)
                 take_over = False  # once: a concurrent taker may have won the re-create
-            except PermissionError as exc:
-                raise ConfigError(f"--output {self._output} is not writable: {exc}") from exc
             except NotADirectoryError as exc:
                 raise ConfigError(
                     f"--output {self._output} is inside a file, not a folder") from exc
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise  # the run's own out-of-space handling names it
+                raise ConfigError(f"--output {self._output} is not writable: {exc}") from exc
         raise ClaimHeldError(self._held_message(self._read_holder(), self._clock()))
 
     def _held_message(self, holder: ClaimInfo | None, now: float) -> str:
@@ -206,7 +211,10 @@ class OutputClaim:
             return
         self._info = ClaimInfo(**{**self._info.__dict__, "heartbeat_at": self._clock()})
         try:
-            self._fs.pipe_file(self._path, self._info.to_json())
+            if isinstance(self._fs, LocalFileSystem):  # replaced whole, never half-written
+                os.replace(_local_temporary(self._path, self._info.to_json()), self._path)
+            else:
+                self._fs.pipe_file(self._path, self._info.to_json())
         except OSError as exc:  # a missed beat is not a failed run
             log.warning("could not refresh the claim on %s: %s", self._output, exc)
 
@@ -229,9 +237,31 @@ class OutputClaim:
         self.release()
 
 
+def _local_temporary(path: str, data: bytes) -> str:
+    temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return temporary
+
+
 def _create_exclusive(fs: Any, path: str, data: bytes) -> None:
     """Create `path` holding `data`, or raise FileExistsError: atomically where the filesystem
-    can (local, memory, S3 and GCS through fsspec all can)."""
+    can (local, memory, S3 and GCS through fsspec all can). On a local disk the claim is
+    written whole under a temporary name and hard-linked into place (`link` fails if the name
+    exists), so a reader never sees a half-written claim."""
+    if isinstance(fs, LocalFileSystem):
+        temporary = _local_temporary(path, data)
+        try:
+            os.link(temporary, path)
+            return
+        except FileExistsError:
+            raise
+        except OSError:
+            pass  # a filesystem without hard links: O_EXCL below (then written in place)
+        finally:
+            os.unlink(temporary)
     try:
         fs.pipe_file(path, data, mode="create")
     except TypeError:

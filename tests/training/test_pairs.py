@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from claimdiff import exit_codes
 from claimdiff.cli import EXIT_OK, EXIT_USAGE, main
-from claimdiff.errors import ConfigError
+from claimdiff.errors import ConfigError, UnreadableRunError
 from claimdiff.io.datasets import read_rows
 from claimdiff.schemas.rows import RewardRow
 from claimdiff.training.groups import CaptionRow
@@ -194,7 +195,7 @@ def test_cli_pairs_refuses_unknown_presets_and_overwrites_on_request(synth_run: 
     assert main(["pairs", str(synth_run), "--output", out]) == EXIT_USAGE
     assert "--overwrite" in capsys.readouterr().err
     assert main(["pairs", str(synth_run), "--output", out, "--overwrite"]) == EXIT_OK
-    assert main(["pairs", str(tmp_path), "--output", out]) == EXIT_USAGE
+    assert main(["pairs", str(tmp_path), "--output", out]) == exit_codes.UNREADABLE
     # the run's own folder is never an export's: --overwrite would delete the run's shards
     assert main(["pairs", str(synth_run), "--output", str(synth_run), "--overwrite"]) == (
         EXIT_USAGE)
@@ -215,5 +216,5 @@ def test_pairs_config_is_validated():
         PairsConfig(min_margin=-0.1)
     with pytest.raises(ValueError, match="extra"):
         PairsConfig.model_validate({"min_margn": 0.1})
-    with pytest.raises(ConfigError, match="no rewards/"):
+    with pytest.raises(UnreadableRunError, match="does not exist"):
         export_pairs("/nonexistent-run", "/tmp/never", PairsConfig())
