@@ -66,7 +66,8 @@ def test_two_runs_into_one_output_end_with_one_whole_run(tmp_path: Path):
     winner = f"run-{[code for code, _ in results].index(0)}"
     saved = json.loads((out / "run.json").read_text())
     assert saved["run_id"] == winner
-    assert saved["accounting"]["balanced"] and saved["accounting"]["rows_in"] == 400
+    assert saved["accounting"]["balanced"]
+    assert saved["accounting"]["rows_in"] == 400
     assert not (out / CLAIM_NAME).exists()
 
 
@@ -91,9 +92,11 @@ def test_exclusive_claims_under_contention(tmp_path: Path, url: str):
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(winners) == 1 and len(refused) == 7
+    assert len(winners) == 1
+    assert len(refused) == 7
     holder = read_claim(output)
-    assert holder is not None and holder.run_id == winners[0]
+    assert holder is not None
+    assert holder.run_id == winners[0]
     assert all(f"in use by run {winners[0]}" in message for message in refused)
 
 
@@ -130,7 +133,8 @@ def test_a_killed_run_is_complete_or_refused_by_every_reader(tmp_path: Path, aft
     # the claim a killed run leaves is named stale, and taken over only when asked
     rerun = _cli("judge", "--manifest", str(manifest), "--output", str(out), "--overwrite")
     if (out / CLAIM_NAME).exists() and rerun.returncode == 2:
-        assert "looks stale" in rerun.stderr and "--take-over" in rerun.stderr
+        assert "looks stale" in rerun.stderr
+        assert "--take-over" in rerun.stderr
         rerun = _cli("judge", "--manifest", str(manifest), "--output", str(out),
                      "--overwrite", "--take-over")
     assert rerun.returncode == 0, rerun.stderr
@@ -155,7 +159,8 @@ def test_staging_folders_are_removed_on_overwrite_success_and_failure(tmp_path: 
     # Beam's own error line may come first; the command ends with one line that names it
     assert failed.stderr.strip().splitlines()[-1].startswith("claimdiff: error: the pipeline")
     assert not list(out.glob("*/beam-temp-*"))
-    assert not (out / "run.json").exists() and not (out / CLAIM_NAME).exists()
+    assert not (out / "run.json").exists()
+    assert not (out / CLAIM_NAME).exists()
     assert _cli("show", str(out)).returncode == 5
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from claimdiff import exit_codes
 from claimdiff.cli import EXIT_OK, EXIT_USAGE, main
-from claimdiff.errors import ConfigError, UnreadableRunError
+from claimdiff.errors import UnreadableRunError
 from claimdiff.io.datasets import read_rows
 from claimdiff.schemas.rows import RewardRow
 from claimdiff.training.groups import CaptionRow
