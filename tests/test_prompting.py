@@ -48,7 +48,9 @@ def test_version_follows_the_text():
 
 
 def test_unknown_and_unsafe_names():
-    available = r"available: \['single_pass', 'single_pass_paper', 'verify'\]"
+    available = (r"available: \['paper_hall_vs_miss', 'paper_holistic', 'paper_v1', 'paper_v2', "
+                 r"'paper_v4', 'paper_v5', 'paper_v6', 'single_pass', 'single_pass_paper', "
+                 r"'verify'\]")
     with pytest.raises(ConfigError, match=rf"unknown prompt 'nope'; {available}"):
         load_prompt("nope")
     with pytest.raises(ConfigError, match="must match"):

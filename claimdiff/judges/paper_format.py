@@ -100,9 +100,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from claimdiff.errors import JudgeOutputError
-from claimdiff.schemas.judge import ErrorLabel, JudgedDifference, JudgeOutput, Judgment, Overall
+from claimdiff.judges.answer_tags import judge_answer
+from claimdiff.schemas.judge import (
+    MAX_TYPE_CHARS,
+    ErrorLabel,
+    JudgedDifference,
+    JudgeOutput,
+    Judgment,
+    Overall,
+)
 
-__all__ = ["parse_paper_text", "render_paper_text"]
+__all__ = ["difference_header", "parse_paper_text", "render_paper_text"]
 
 ASPECT = "ASPECT"
 CLAIM_A = "CAPTION_A_CLAIM"
@@ -125,7 +133,8 @@ _ALIASES: dict[str, str] = {
     "OVERALL_WINNER": OVERALL, "WINNER": OVERALL,
     "TYPE": TYPE, "ERROR_TYPE": TYPE,
     "DETAIL": DETAIL, "DETAILS": DETAIL, "ERROR_DETAIL": DETAIL,
-    "SEVERITY": SEVERITY, "ERROR_SEVERITY": SEVERITY,
+    "SEVERITY": SEVERITY, "ERROR_SEVERITY": SEVERITY, "SEVERITY_LEVEL": SEVERITY,
+    "ERROR_SEVERITY_LEVEL": SEVERITY,
 }  # fmt: skip
 _DIFFERENCE_KEYS = frozenset({ASPECT, CLAIM_A, CLAIM_B, JUDGMENT, ERROR_A, ERROR_B})
 _ERROR_SUBKEYS = frozenset({TYPE, DETAIL, SEVERITY})
@@ -304,6 +313,14 @@ def _header_line(line: str) -> _Line | None:
     if bare:
         return _Line("difference", value=bare["rest"] or "", raw_key=bare["num"])
     return None
+
+
+def difference_header(line: str) -> str | None:
+    """The rest of the line after a `[DIFFERENCE n]` / `DIFFERENCE n:` header (in any of the
+    dressings the module docstring lists), or None where the line is no such header. Shared
+    with the `hall_vs_miss` parser, whose blocks have the same headers."""
+    header = _header_line(line.strip())
+    return header.value if header is not None and header.kind == "difference" else None
 
 
 def _key_line(line: str, in_error: bool) -> _Line | None:
@@ -486,13 +503,16 @@ def _overall_value(value: str) -> str:
     return {"a": "actor", "b": "reference"}.get(match["v"].lower(), "tie")
 
 
-def _severity(value: str, where: str) -> int | None:
+def _severity(value: str) -> tuple[int | None, str | None]:
+    """(severity, raw): 1-3 as read; NA-like -> (None, None); anything else (`4`, `high`,
+    `2.5`) -> (None, the value as written), so the keyword rule decides and the raw value is
+    kept, as the released code does (its `parse_model_severity_level`)."""
     if _is_none(value):
-        return None
+        return None, None
     match = _SEVERITY_VALUE.match(_token(value))
     if not match:
-        raise JudgeOutputError(f"{where}: severity {value!r} is not 1, 2, 3 or NA")
-    return int(match["n"])
+        return None, value.strip()[:MAX_TYPE_CHARS]
+    return int(match["n"]), None
 
 
 def _looks_like_severity(value: str) -> bool:
@@ -516,8 +536,9 @@ def _piped_error(value: str) -> dict[str, str]:
     """`type | detail | severity`: first part type, last part severity, the detail in between.
 
     The detail may itself contain `|`. With two parts the second is the severity when it looks
-    like one, else the detail. With three or more the last part must be a severity (checked by
-    `_severity`): "t | d | high" is a bad severity, not a detail "d | high".
+    like one, else the detail. With three or more the last part is the severity: "t | d |
+    high" has the severity "high" (not 1-3: kept raw, the rule decides), not a detail "d |
+    high".
     """
     type_, _, rest = value.partition("|")
     detail, bar, last = rest.rpartition("|")
@@ -548,10 +569,17 @@ def _separated_error(value: str) -> dict[str, str] | None:
     return {TYPE: type_.strip(), DETAIL: value[cuts[0].end():].strip()}
 
 
+def _says_no_error(value: str) -> bool:
+    """`NONE`, `NA`, `N/A`, `-`, `no error(s)`: the judge says this side has no error."""
+    return _is_none(value) or bool(_NO_ERROR_PHRASE.match(_token(value)))
+
+
 def _inline_error(value: str, where: str) -> dict[str, str]:
     value = _strip_emphasis(value.strip())
-    if _is_none(value) or _NO_ERROR_PHRASE.match(_token(value)):
+    if not value:
         return {}
+    if _says_no_error(value):
+        return {TYPE: value}
     first = _ERROR_LABEL.match(value)
     if first:
         return _labelled_error(value, where)
@@ -573,17 +601,24 @@ def _error(block: _Block, key: str) -> dict[str, Any] | None:
     parts = _inline_error(_joined(block.fields.get(key)), where)
     for sub, lines in block.errors.get(key, {}).items():
         value = _joined(lines)
-        if sub in parts and parts[sub] != value:
+        same = parts.get(sub) == value or (
+            sub == TYPE and _says_no_error(parts.get(sub, "")) and _says_no_error(value))
+        if sub in parts and not same:
             raise JudgeOutputError(f"{where}: {sub} given inline and on its own line")
         parts[sub] = value
-    type_ = _clean(parts.get(TYPE, ""))
+    type_ = parts.get(TYPE, "").strip()
+    if type_ and _says_no_error(type_):
+        # `ERROR_TYPE: NONE` is how the released prompts say a side has no error, whatever the
+        # detail ("No error.") and severity ("NA") lines after it say
+        return None
+    type_ = _clean(type_)
     detail = "" if _is_none(parts.get(DETAIL, "")) else _clean(parts.get(DETAIL, ""))
-    severity = _severity(parts.get(SEVERITY, ""), where)
-    if _is_none(type_):
-        if detail or severity is not None:
+    severity, raw = _severity(parts.get(SEVERITY, ""))
+    if not type_:
+        if detail or severity is not None or raw is not None:
             raise JudgeOutputError(f"{where}: has a detail or severity but no type")
         return None
-    return {"type": type_, "detail": detail, "severity": severity}
+    return {"type": type_, "detail": detail, "severity": severity, "severity_raw": raw}
 
 
 def _difference(block: _Block) -> dict[str, Any]:
@@ -639,8 +674,12 @@ def _describe(loc: tuple[int | str, ...], labels: list[str]) -> str:
     return ".".join(str(part) for part in loc) or "<root>"
 
 
-def parse_paper_text(text: str | None) -> JudgeOutput:
+def parse_paper_text(text: str | None, *, require_overall: bool = True) -> JudgeOutput:
     """Parse one answer in the paper's plain-text format (see the module docstring).
+
+    Without an overall verdict the answer is incomplete and fails (`require_overall`), as the
+    released code's validator fails it ("Missing [OVERALL_WINNER] section"): every released
+    prompt and claimdiff's own demand one, and a cut answer usually lacks it.
 
     >>> answer = '''[DIFFERENCE 1]
     ... ASPECT: dogs
@@ -656,6 +695,9 @@ def parse_paper_text(text: str | None) -> JudgeOutput:
     """
     if text is None or not text.strip():
         raise JudgeOutputError("empty answer")
+    text = judge_answer(text)
+    if not text.strip():
+        raise JudgeOutputError("empty answer (nothing after the reasoning)")
     scan = _scan(text)
     blocks = [block for block in scan.blocks if not _is_no_difference_block(block)]
     if not scan.blocks and not any(_NO_DIFFERENCES.match(line.strip())
@@ -664,7 +706,10 @@ def parse_paper_text(text: str | None) -> JudgeOutput:
             "answer has no [DIFFERENCE n] blocks and does not say there are no differences"
         )
     differences = [_difference(block) for block in blocks]
-    data = {"differences": differences, "overall": _overall(scan.overall)}
+    overall = _overall(scan.overall)
+    if overall is None and require_overall:
+        raise JudgeOutputError("incomplete answer: no [OVERALL_WINNER] (cut short?)")
+    data = {"differences": differences, "overall": overall}
     return _validate(data, [block.label for block in blocks])
 
 
@@ -688,7 +733,8 @@ def _render_text(value: str | None) -> str:
 def _render_error(error: ErrorLabel | None) -> str:
     if error is None:
         return "NA"
-    severity = "NA" if error.severity is None else str(error.severity)
+    severity = str(error.severity) if error.severity is not None else (
+        _one_line(error.severity_raw) if error.severity_raw else "NA")
     return f"{_one_line(error.type)} | {_one_line(error.detail)} | {severity}"
 
 

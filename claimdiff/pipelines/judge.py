@@ -21,7 +21,7 @@ from claimdiff.judges.handler import decoding_params, prompt_version
 from claimdiff.judges.prompting import PromptTemplate, load_prompt
 from claimdiff.pipelines import outputs
 from claimdiff.runners.options import sanitised_options
-from claimdiff.schemas.rows import DifferenceRow, FailureRow, RewardRow
+from claimdiff.schemas.rows import DifferenceRow, FailureRow, reward_row_model
 from claimdiff.schemas.run import RunManifest
 from claimdiff.transforms.derive import Derive
 from claimdiff.transforms.failures import null_reward
@@ -65,7 +65,10 @@ def build(
     shards = config.run.num_shards
     _ = derived.differences | "WriteDifferences" >> WriteDataset(
         job.output, outputs.DIFFERENCES, DifferenceRow, shards)
-    _ = rewards | "WriteRewards" >> WriteDataset(job.output, outputs.REWARDS, RewardRow, shards)
+    # one struct field per configured preset (`preset_values.<name>`), derived from a model
+    reward_model = reward_row_model([p.name for p in config.rewards.presets])
+    _ = rewards | "WriteRewards" >> WriteDataset(job.output, outputs.REWARDS, reward_model,
+                                                 shards)
     _ = (
         failed
         | "FailureRows" >> beam.Map(lambda f: f.failure)
