@@ -32,7 +32,11 @@ EXTRAS = {
     "train": [*TRANSFORMERS, "trl>=1.10,<2", "peft>=0.17", "datasets>=4", "accelerate>=1.0"],
     "aws": ["apache-beam[aws]==2.77.0", "s3fs>=2024.6"],
     "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs>=2024.6"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.11", "types-PyYAML"],
+    # the frontier picture of `claimdiff sweep`
+    "plot": ["matplotlib>=3.8"],
+    # duckdb, pandas and polars: the tests read one preset's rewards as each of them would
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.11", "types-PyYAML",
+            "duckdb>=1.1", "pandas>=2.2", "polars>=1.0"],
 }
 
 setup(

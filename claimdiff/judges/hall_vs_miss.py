@@ -25,12 +25,15 @@ fact.
 `to_judge_output` maps each block onto one claim difference, so hall_vs_miss runs go through the
 same outcomes, rewards and verification as any other format:
 
-| TYPE | VERIFICATION | claims | judgment | error label |
+| TYPE | VERIFICATION | claim | judgment | error label |
 |---|---|---|---|---|
-| contradiction, extra_info | verified | actor | A | (a verified contradiction: the reference's, `contradiction_reference_error`) |
+| contradiction, extra_info | verified | actor | A | none (*) |
 | contradiction, extra_info | false | actor | B | actor `<type>_hallucination` |
 | contradiction, extra_info | ambiguous, missing | actor | uncertain | none |
 | missing_fact | any | reference | B | actor `missing_fact_omission` |
+
+(*) a verified contradiction says the reference is wrong: reference
+`contradiction_reference_error`.
 
 so `labels` counting gives the released counts exactly: hallucinations = blocks verified false,
 omissions = missing facts, differences = every block.

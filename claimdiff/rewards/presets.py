@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 
 from claimdiff.config import (
-    AOnlyPreset,
     ActorOnlyPreset,
+    AOnlyPreset,
     HallVsMissPreset,
     HolisticPreset,
     JudgmentBasedPreset,
@@ -120,18 +120,26 @@ def tradeoff(stats: RewardStats, preset: TradeoffPreset) -> float | None:
     return math.exp(-(preset.lam * hallucination + (1.0 - preset.lam) * omission) / preset.scale)
 
 
-def lambda_rates(stats: RewardStats, preset: LambdaPreset) -> tuple[float, float, float] | None:
-    """(h, o, e): hallucinations and correct extra details per `per_words` words of the actor
-    caption, omissions per `per_words` words of the reference (severity-weighted H and O where
-    the preset says so). Empty captions count as one word."""
+def lambda_counts(stats: RewardStats, preset: LambdaPreset) -> tuple[float, float, float] | None:
+    """(H, O, E): hallucinations and omissions (severity-weighted where the preset says so)
+    and correct extra details, in the preset's counting."""
     counts = counts_for(stats, preset.counting)
     if counts is None:
         return None
     hallucination, omission = _hallucination_omission(counts, preset.severity_weighted)
+    return hallucination, omission, float(counts.extra_correct)
+
+
+def lambda_rates(stats: RewardStats, preset: LambdaPreset) -> tuple[float, float, float] | None:
+    """(h, o, e): H and E per `per_words` words of the actor caption, O per `per_words` words
+    of the reference (`lambda_counts`). An empty caption counts as one word."""
+    counts = lambda_counts(stats, preset)
+    if counts is None:
+        return None
+    hallucination, omission, extra = counts
     actor_units = max(stats.actor_words, 1) / preset.per_words
     reference_units = max(stats.reference_words, 1) / preset.per_words
-    return (hallucination / actor_units, omission / reference_units,
-            counts.extra_correct / actor_units)
+    return hallucination / actor_units, omission / reference_units, extra / actor_units
 
 
 def lambda_cost(stats: RewardStats, preset: LambdaPreset) -> float | None:
@@ -198,7 +206,8 @@ def _finish(reward: float, stats: RewardStats, preset: _Released) -> float:
     return _with_format(reward * ambiguity_factor(stats, preset), stats, preset)
 
 
-def normalized_diff(stats: RewardStats, preset: NormalizedDiffPreset, severity: SeverityConfig) -> float | None:
+def normalized_diff(stats: RewardStats, preset: NormalizedDiffPreset,
+                    severity: SeverityConfig) -> float | None:
     """(A - B) / D, weighted: (A - B) / (max weight * D); 0 when D is 0; -> 0.5 - 0.5 x."""
     counts = counts_for(stats, preset.counting)
     if counts is None:
@@ -243,10 +252,7 @@ def normalized_a_only_base(actor: float, differences: int, preset: NormalizedAOn
                            max_weight: float) -> float:
     """The released `normalized_a_only_reward` (before scale and mapping)."""
     differences = max(differences, 1)
-    if max_weight > 1.0:
-        density = actor / (max_weight * differences)
-    else:
-        density = actor / differences
+    density = actor / (max_weight * differences) if max_weight > 1.0 else actor / differences
     density = min(max(density, 0.0), 1.0)
     base = preset.epsilon + (1 - preset.epsilon) * (1 - density) ** preset.alpha
     count = actor / max_weight if max_weight > 1.0 else actor

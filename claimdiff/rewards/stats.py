@@ -209,9 +209,9 @@ def difference_rows(
             reference_severity_source=None, image_sha256=provenance.image_sha256,
             judge_model=provenance.judge_model, prompt_version=provenance.prompt_version,
             decoding=provenance.decoding, cache_key=provenance.cache_key, labels_recorded=True,
-            **_label_fields("actor", difference.actor_error),
-            **_label_fields("reference", difference.reference_error), **hall_fields,
-        )
+        ).model_copy(update={**_label_fields("actor", difference.actor_error),
+                             **_label_fields("reference", difference.reference_error),
+                             **hall_fields})
         rows.append(with_derived_fields(draft, config, mapper))
     return rows
 

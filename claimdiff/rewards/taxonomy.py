@@ -9,13 +9,16 @@ a plural `s`/`es`/`ies` and a `mis`/`non` prefix are folded: `colours`, `miscoun
 `time of day`, `license plate`), that names a dimension gets the canonical type and rank of that
 dimension:
 
-| rank | dimensions |
-|---|---|
-| 4 | a word or phrase given in `taxonomy.synonyms` |
-| 3 | specific: colour, count (number, quantity), material (texture, pattern), size, shape, spatial (position, location, layout, orientation, direction), text (OCR, sign, logo, brand, font), action (pose, activity, gesture, state, expression), style (camera, angle, perspective, shot, composition, lighting is scene), scene specifics (weather, lighting, time, season), person attributes (gender, age) |
-| 2 | relation / relationship (spatial relation), interaction (action), attribute / property (attribute), identity / identification / character / species (object existence) |
-| 1 | object, entity, item, person, animal, existence, presence (object existence) |
-| 0 | scene, setting, background, environment, context, place (scene) |
+- rank 4: a word or phrase given in `taxonomy.synonyms`;
+- rank 3, specific: colour; count (number, quantity); material (texture, pattern); size; shape;
+  spatial (position, location, layout, orientation, direction); text (OCR, sign, logo, brand,
+  font); action (pose, activity, gesture, state, expression); style (camera, angle, perspective,
+  shot, composition); scene specifics (weather, lighting, time, season); person attributes
+  (gender, age: attribute);
+- rank 2: relation / relationship (spatial relation), interaction (action), attribute /
+  property (attribute), identity / identification / character / species (object existence);
+- rank 1: object, entity, item, person, animal, existence, presence (object existence);
+- rank 0: scene, setting, background, environment, context, place (scene).
 
 The highest rank wins; between dimensions of the same rank the fixed order colour, shape,
 material, size, spatial relation, text, count, action, style, scene, attribute, object existence
@@ -61,7 +64,8 @@ _SPECIFIC: dict[CanonicalType, tuple[str, ...]] = {
                          "proximity", "left", "right", "above", "below", "behind"),
     C.TEXT_OCR: ("text", "textual", "ocr", "sign", "signage", "label", "labeled", "labelled",
                  "writing", "written", "lettering", "letter", "word", "inscription", "font",
-                 "typography", "typographic", "logo", "brand", "read", "reading", "numeral", "digit", "transcription", "spelling", "spelled"),
+                 "typography", "typographic", "logo", "brand", "read", "reading", "numeral",
+                 "digit", "transcription", "spelling", "spelled"),
     C.ACTION_POSE: ("action", "pose", "posture", "activity", "motion", "movement", "gesture",
                     "state", "behavior", "behaviour", "event", "expression", "emotion", "verb"),
     C.STYLE: ("style", "stylistic", "tone", "aesthetic", "mood", "artistic", "art", "medium",

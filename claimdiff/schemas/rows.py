@@ -340,7 +340,7 @@ def _reward_row_model(names: tuple[str, ...]) -> type[RewardRow]:
         f"preset_{index}": (float | None, Field(default=None, alias=name))
         for index, name in enumerate(names)}
     values = create_model("PresetValues", **fields)
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         "RewardRow", __base__=RewardRow, preset_values=(
             values | None, Field(default=None, description="one value per configured preset")))
 

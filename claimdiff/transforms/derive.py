@@ -8,9 +8,9 @@ from typing import NamedTuple
 import apache_beam as beam
 
 from claimdiff.config import ClaimdiffConfig
-from claimdiff.judges.handler import JudgeResult
 from claimdiff.errors import JudgeOutputError
 from claimdiff.judges.hall_vs_miss import parse_hall_vs_miss
+from claimdiff.judges.handler import JudgeResult
 from claimdiff.rewards.presets import compute_rewards, preset_values
 from claimdiff.rewards.stats import Provenance, derive
 from claimdiff.rewards.taxonomy import TypeMapper
