@@ -220,7 +220,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     print(render_sweep(report))
     if not args.no_plot:
         plot = args.plot or f"{args.run.rstrip('/')}/sweep.png"
-        plot_frontier(report, plot)
+        plot_frontier(report, plot, args.title or "")
         print(f"frontier: {plot}")
     if args.report:
         import fsspec
@@ -343,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                        help="leave out captions whose actor_id matches (repeatable)")
     sweep.add_argument("--plot", help="PNG of the frontier (default RUN/sweep.png)")
+    sweep.add_argument("--title", help="title of the picture")
     sweep.add_argument("--no-plot", action="store_true", help="print the table only")
     sweep.add_argument("--report", help="also write the points as JSON here")
     schema = sub.add_parser("schema", help="print the schema of a dataset or of the judge output")

@@ -213,3 +213,11 @@ def test_one_preset_is_one_plain_expression(json_run: Path):
         frame_pl = pl.read_parquet(glob).select(
             "actor_id", "row_index", pl.col("preset_values").struct.field(name))
         assert sorted(frame_pl.iter_rows()) == want
+
+
+def test_show_leaves_out_values_a_preset_could_not_give(json_run: Path):
+    from claimdiff.quality.summary import summarise
+
+    summary = summarise(str(json_run))
+    header = next(line for line in summary.splitlines() if line.startswith("actor_id"))
+    assert "holistic" in header  # a column of dashes: no holistic scores in this run

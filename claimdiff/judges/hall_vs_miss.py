@@ -62,10 +62,11 @@ __all__ = ["parse_hall_vs_miss", "parse_hall_vs_miss_judge_output", "to_judge_ou
 TYPE, CONTENT, CATEGORY, VERIFICATION, REASON, IS_HALLUCINATION = (
     "type", "content", "category", "verification", "reason", "is_hallucination")
 _MULTILINE = frozenset({CONTENT, REASON})
+# possessive runs (`*+`): see paper_format; a line of spaces must not be rescanned per split
 _KEY = re.compile(
-    r"^(?:[#>]+\s*)?(?:(?:[-*•+]|\d{1,3}[.)])\s+)?[*_`]*\s*"
+    r"^(?:[#>]++\s*+)?(?:(?:[-*•+]|\d{1,3}[.)])\s++)?[*_`]*+\s*+"
     r"(?P<key>type|content|category|verification|reason|is[\s_-]?hallucination)"
-    r"[*_`]*\s*[:：][*_`]*\s*(?P<value>.*)$",
+    r"(?:\s*+[*_`]++)?\s*+[:：][*_`]*+\s*(?P<value>.*)$",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"^[*_`\"']*(?P<word>[a-z]+(?:[\s_-][a-z]+)?)[*_`\"']*(?:$|[\s(\[:;,.!]|[-–—])",

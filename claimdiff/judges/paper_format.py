@@ -21,7 +21,15 @@ Canonical form (what `render_paper_text` writes)::
 Caption A is the actor, caption B the reference. A zero-difference answer renders as
 `No differences.` followed by the overall block.
 
+The released prompts (`paper_v1` ... `paper_v6`) ask for the error as sub-lines under the key,
+`ERROR_TYPE:` / `ERROR_DETAIL:` (and, from v5, `SEVERITY_LEVEL:`), with `ERROR_TYPE: NONE`,
+`ERROR_DETAIL: No error.`, `SEVERITY_LEVEL: NA` for a side without an error: all read here.
+
 Accepted grammar (everything is line based; CRLF/CR line ends are normalised):
+
+* Reasoning: a `<think>...</think>` block is not read (the text after the last `</think>` is);
+  within what remains, the first `<answer>...</answer>` block is the answer where there is one.
+  A `<think>` that never closes fails the answer.
 
 * Difference header: a line `[DIFFERENCE n]` (any case, `#n`, `No. n`, `_n`, no number at all),
   or an unbracketed `DIFFERENCE n` alone or followed by `:`, `.`, `)` or a dash (then anything).
@@ -39,10 +47,10 @@ Accepted grammar (everything is line based; CRLF/CR line ends are normalised):
   CAPTION_A_CLAIM (CLAIM_A, A_CLAIM); CAPTION_B_CLAIM (CLAIM_B, B_CLAIM); JUDGMENT (JUDGEMENT,
   VERDICT); CAPTION_A_ERROR (ERROR_A, A_ERROR); CAPTION_B_ERROR (ERROR_B, B_ERROR); OVERALL_WINNER
   (WINNER). Under an error key only: TYPE (ERROR_TYPE), DETAIL (DETAILS, ERROR_DETAIL), SEVERITY
-  (ERROR_SEVERITY). Only the first colon splits a line, so `CAPTION_A_CLAIM: a sign reading
-  JUDGMENT: A` is a claim. Any other UPPER_CASE key of 3+ characters, or any emphasised key
-  (`**Reasoning:**`), is an unknown key: ignored, but it ends the value before it. Other `word:
-  text` lines are plain text.
+  (ERROR_SEVERITY, SEVERITY_LEVEL). Only the first colon splits a line, so `CAPTION_A_CLAIM: a
+  sign reading JUDGMENT: A` is a claim. Any other UPPER_CASE key of 3+ characters, or any
+  emphasised key (`**Reasoning:**`), is an unknown key: ignored, but it ends the value before it.
+  Other `word: text` lines are plain text.
 * Values: ASPECT, the claims and DETAIL continue over the following plain-text lines until a
   blank line, a key or a header (joined with single spaces). The other keys take one line; a key
   with nothing after the colon takes the next line if it is plain text. A value wrapped in
@@ -67,14 +75,20 @@ Accepted grammar (everything is line based; CRLF/CR line ends are normalised):
   part may be left out, or read `severity 3`); a bare `type` (a bare value mentioning `severity` is
   rejected rather than stored as a type); or the value empty with `TYPE:` / `DETAIL:` / `SEVERITY:`
   sub-lines after the key (they may also complete an inline value; the same field given both ways
-  differently is an error). A type that is NA-like with no detail and no severity is no error;
+  differently is an error; a no-error type given both ways is not). A type that says there is no
+  error (`NONE`, `NA`, `N/A`, `-`, `no error(s)`) is no error, whatever the detail ("No error.",
+  "not applicable") and the severity say; an empty type with a detail or severity is an error.
   NA-like details are empty.
-* Severity: `1`, `2` or `3` (not `2.5`), optionally `/3`, a parenthesised note or a severity word
-  (`3 (major)`, `2 - secondary`, `1 minor`); `NA`-like or empty -> null.
+* Severity: `1`, `2` or `3`, optionally `/3`, a parenthesised note or a severity word (`3
+  (major)`, `2 - secondary`, `1 minor`); `NA`-like or empty -> null. Anything else (`4`, `0`,
+  `high`, `2.5`) -> null, with the text kept in `ErrorLabel.severity_raw`: the keyword rule
+  decides, as the released code falls back to its rule.
 * Overall: a `[OVERALL_WINNER]` header with the value after it on the same line or on the next
   non-blank line, or an `OVERALL_WINNER:` key line. `A` -> actor, `B` -> reference, `Tie` /
-  `draw` / `tied` / `equal` -> tie (same trailing rules as JUDGMENT). Missing -> null. The
-  overall ends the current difference block.
+  `draw` / `tied` / `equal` -> tie (same trailing rules as JUDGMENT). The overall ends the
+  current difference block. An answer without one is incomplete and fails, as the released
+  validator fails it (`parse_paper_text(..., require_overall=False)` reads it with a null
+  overall).
 * Zero blocks: accepted (empty list) only when a line of the text says so and nothing else (`No
   differences.`, `There are no notable visual differences.`, `No significant differences were
   found.`, `The captions have no differences.`, `0 differences`, `NO_DIFFERENCES`); a block with no
@@ -85,10 +99,13 @@ Accepted grammar (everything is line based; CRLF/CR line ends are normalised):
 Errors (`JudgeOutputError`; the whole answer fails, no block is dropped silently): an empty answer;
 no blocks and no no-difference statement; a line shaped like a key that cannot be read; a difference
 key before the first header; a key given twice in one block; a block without ASPECT or JUDGMENT,
-with an unknown JUDGMENT or with neither claim; an unrecognised severity or overall value;
-conflicting OVERALL_WINNER values; an `[OVERALL_WINNER]` without a value; an error with a detail or
-severity but no type. Schema violations (lengths, more than 64 differences) come from
-`JudgeOutput.model_validate`.
+with an unknown JUDGMENT or with neither claim; an unrecognised overall value; conflicting
+OVERALL_WINNER values; an `[OVERALL_WINNER]` without a value, or none at all; an error with a
+detail or severity but no type; an unclosed `<think>`. Schema violations (lengths, more than 64
+differences) come from `JudgeOutput.model_validate`.
+
+Time is linear in the answer's length: runs of whitespace and markup are matched possessively and
+separators are found in one pass (a judge answer is untrusted text).
 """
 
 from __future__ import annotations
@@ -152,12 +169,15 @@ _OVERALL_TO_PAPER = {Overall.ACTOR: "A", Overall.REFERENCE: "B", Overall.TIE: "T
 
 # --- line shapes -------------------------------------------------------------------------------
 
-_EMPH = r"[*_`]*"
+# Runs of whitespace and markup are matched possessively (`*+`, `++`): nothing after them can
+# start with what they consume, so giving some back never finds a match, and without it a long
+# run (a line of 10,000 spaces) would be rescanned once per split: quadratic in the line.
+_EMPH = r"[*_`]*+"
 # heading marks, quote marks, bullets and list numbers that may precede a header or a key
-_PREFIX = r"^(?:[#>]+\s*)?(?:(?:[-*•+]|\d{1,3}[.)])\s+)?"
+_PREFIX = r"^(?:[#>]++\s*+)?(?:(?:[-*•+]|\d{1,3}[.)])\s++)?"
 _BRACKET_HEADER = re.compile(
-    _PREFIX + _EMPH + r"\[\s*(?P<name>[^\[\]]{1,40}?)\s*\]" + _EMPH + r"\s*(?:[:.\-–—]\s*)?"
-    r"(?P<rest>.*)$"
+    _PREFIX + _EMPH + r"\[\s*+(?P<name>[^\[\]]{1,40}?)\s*+\]" + _EMPH
+    + r"\s*(?:[:.\-–—]\s*)?(?P<rest>.*)$"
 )
 _DIFFERENCE_NAME = re.compile(
     r"^difference[\s_-]*(?:#|no\.?|number)?\s*(?P<num>\d{1,4})?$", re.IGNORECASE
@@ -165,29 +185,31 @@ _DIFFERENCE_NAME = re.compile(
 # unbracketed headers need a number and nothing but punctuation right after it, so that prose
 # such as "Difference 2 is minor" is not a header
 _BARE_HEADER = re.compile(
-    _PREFIX + _EMPH + r"difference[\s_-]*(?:#|no\.?|number)?\s*(?P<num>\d{1,4})" + _EMPH
-    + r"\s*(?:[:.)\-–—]" + _EMPH + r"(?P<rest>.*))?$",
+    _PREFIX + _EMPH + r"difference[\s_-]*+(?:#|no\.?|number)?\s*+(?P<num>\d{1,4})" + _EMPH
+    + r"\s*+(?:[:.)\-–—]" + _EMPH + r"(?P<rest>.*))?$",
     re.IGNORECASE,
 )
 # a note after a key is part of the key line: `CAPTION_A_CLAIM (actor):`, `JUDGMENT [A/B]:`
-_KEY_NOTE = r"(?:\s*(?:\([^()]{0,40}\)|\[[^\[\]]{0,40}\]))?"
+_KEY_NOTE = r"(?:\s*+(?:\([^()]{0,40}\)|\[[^\[\]]{0,40}\]))?"
 
 
 def _key_line_pattern(separator: str) -> re.Pattern[str]:
+    # whitespace right before the separator is the separator's (a dash needs some); before
+    # markup, the markup's
     return re.compile(
-        _PREFIX + r"(?P<emph>[*_`]*)\s*(?P<key>[A-Za-z][A-Za-z0-9 _/'’-]{0,39}?)" + _KEY_NOTE
-        + r"\s*" + _EMPH + separator + _EMPH + r"\s*(?P<value>.*)$")
+        _PREFIX + r"(?P<emph>[*_`]*+)\s*+(?P<key>[A-Za-z][A-Za-z0-9 _/'’-]{0,39}?)" + _KEY_NOTE
+        + r"(?:\s*+[*_`]++)?" + separator + _EMPH + r"\s*(?P<value>.*)$")
 
 
-_KEY_LINE = _key_line_pattern(r"\s*[:：]")
+_KEY_LINE = _key_line_pattern(r"\s*+[:：]")
 # `CAPTION_A_CLAIM - two dogs`: a dash separates too, but only after a known key
-_DASH_KEY_LINE = _key_line_pattern(r"\s+[-–—]\s+")
+_DASH_KEY_LINE = _key_line_pattern(r"\s++[-–—]\s++")
 # the start of a line that names a difference key, however it is dressed: a line starting so
 # that is not read as a key is an answer in a shape this parser does not know, not prose
 _KEYISH = re.compile(
-    _PREFIX + r"[*_`]*\s*(?:caption[\s_-]*[ab](?:'s|’s)?[\s_-]*(?:claim|error)|claim[\s_-]*[ab]"
-    r"|error[\s_-]*[ab]|judge?ment|aspect|overall[\s_-]*winner)" + _KEY_NOTE
-    + r"[*_`]*\s*(?:=>?|->|→|::)",
+    _PREFIX + r"[*_`]*+\s*+(?:caption[\s_-]*+[ab](?:'s|’s)?[\s_-]*+(?:claim|error)"
+    r"|claim[\s_-]*+[ab]|error[\s_-]*+[ab]|judge?ment|aspect|overall[\s_-]*+winner)" + _KEY_NOTE
+    + r"[*_`]*+\s*+(?:=>?|->|→|::)",
     re.IGNORECASE,
 )
 _UNKNOWN_KEY = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
@@ -213,11 +235,12 @@ _OVERALL_VALUE = re.compile(
     r"^(?:caption[\s_-]*)?(?P<v>a|b|tie|tied|draw|equal)" + _TOKEN_END, re.IGNORECASE
 )
 _SEVERITY_VALUE = re.compile(
-    r"^(?:severity\s*[:=]?\s*)?(?P<n>[123])(?![.,]\d)(?:\s*/\s*3)?(?:$|\s*[(\[:;,.!]|\s*[-–—]|\s+(?:minor"
-    r"|moderate|medium|major|low|high|severe|critical|peripheral|secondary|primary|stylistic)\b)",
+    r"^(?:severity\s*+[:=]?\s*+)?(?P<n>[123])(?![.,]\d)(?:\s*+/\s*+3)?(?:$|\s*+[(\[:;,.!]"
+    r"|\s*+[-–—]|\s++(?:minor|moderate|medium|major|low|high|severe|critical|peripheral"
+    r"|secondary|primary|stylistic)\b)",
     re.IGNORECASE,
 )
-_ERROR_LABEL = re.compile(r"\b(?P<label>type|details?|severity)\s*[:=]\s*", re.IGNORECASE)
+_ERROR_LABEL = re.compile(r"\b(?P<label>type|details?|severity)\s*+[:=]\s*+", re.IGNORECASE)
 # A statement that there is nothing to list, standing on its own line ("No differences.", "There
 # are no visual differences between the captions."): part of a longer sentence it says nothing
 # about what was left out ("...; no other differences").
@@ -239,15 +262,26 @@ def _canonical_key(raw: str) -> str:
 
 
 def _strip_emphasis(value: str) -> str:
-    """`**x**` -> `x`: markdown around a value is formatting, not content."""
+    """`**x**` -> `x`: markdown around a value is formatting, not content.
+
+    Moves two indices and slices once: slicing at every layer would copy the value once per
+    layer, quadratic in a value of thousands of nested marks.
+    """
+    start, end = 0, len(value)
     changed = True
     while changed:
         changed = False
         for mark in _WRAPPERS:
-            if len(value) > 2 * len(mark) and value.startswith(mark) and value.endswith(mark):
-                value = value[len(mark) : -len(mark)].strip()
+            width = len(mark)
+            if (end - start > 2 * width and value.startswith(mark, start)
+                    and value.endswith(mark, start, end)):
+                start, end = start + width, end - width
+                while start < end and value[start].isspace():
+                    start += 1
+                while end > start and value[end - 1].isspace():
+                    end -= 1
                 changed = True
-    return value
+    return value[start:end]
 
 
 def _is_quoted(value: str) -> bool:
@@ -547,7 +581,33 @@ def _piped_error(value: str) -> dict[str, str]:
     return {TYPE: type_.strip(), DETAIL: detail.strip(), SEVERITY: last.strip()}
 
 
-_SEPARATOR = re.compile(r"\s+[-–—]\s+|\s*[,;]\s+")
+_SEPARATOR_CHARS = re.compile(r"[-–—,;]")
+
+
+def _separators(value: str) -> list[tuple[int, int]]:
+    r"""The spans `re.finditer(r"\s+[-–—]\s+|\s*[,;]\s+", value)` gives (a dash with
+    whitespace on both sides, a comma or semicolon with whitespace after), found in one pass:
+    that regex rescans a run of whitespace from each of its positions, quadratic in a value of
+    many spaces. Each whitespace run is looked at from the separator after it and the one
+    before it only."""
+    spans: list[tuple[int, int]] = []
+    position = 0  # where the next span may start: spans do not overlap
+    for found in _SEPARATOR_CHARS.finditer(value):
+        at = found.start()
+        if at < position:
+            continue
+        start = at
+        while start > position and value[start - 1].isspace():
+            start -= 1
+        end = at + 1
+        while end < len(value) and value[end].isspace():
+            end += 1
+        dash = value[at] in "-–—"
+        if end == at + 1 or (dash and start == at):
+            continue
+        spans.append((start, end))
+        position = end
+    return spans
 
 
 def _separated_error(value: str) -> dict[str, str] | None:
@@ -555,18 +615,18 @@ def _separated_error(value: str) -> dict[str, str] | None:
     detail, then (where the last part reads as one) the severity. The label is one word, or up to
     three (`count mismatch, two vs one, 3`) where a severity ends the value: without one, a
     spaced first part is as likely a sentence as a label."""
-    cuts = list(_SEPARATOR.finditer(value))
+    cuts = _separators(value)
     if not cuts:
         return None
-    type_ = value[: cuts[0].start()]
-    last = value[cuts[-1].end():]
+    type_ = value[: cuts[0][0]]
+    last = value[cuts[-1][1]:]
     severity_last = _looks_like_severity(last) and bool(last.strip())
     if len(type_.split()) > (3 if severity_last else 1):
         return None
     if severity_last:
-        detail = value[cuts[0].end(): cuts[-1].start()] if len(cuts) > 1 else ""
+        detail = value[cuts[0][1]: cuts[-1][0]] if len(cuts) > 1 else ""
         return {TYPE: type_.strip(), DETAIL: detail.strip(), SEVERITY: last.strip()}
-    return {TYPE: type_.strip(), DETAIL: value[cuts[0].end():].strip()}
+    return {TYPE: type_.strip(), DETAIL: value[cuts[0][1]:].strip()}
 
 
 def _says_no_error(value: str) -> bool:

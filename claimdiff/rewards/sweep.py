@@ -180,14 +180,14 @@ def sweep(rows: Sequence[RecomputedRow], lambdas: Sequence[float], measure: Lamb
 
 
 def render_sweep(report: SweepReport) -> str:
-    header = (f"{'point':<16} {'images':>6} {'H/image':>8} {'O/image':>8} {'H/100w':>8} "
+    header = (f"{'point':<20} {'images':>6} {'H/image':>8} {'O/image':>8} {'H/100w':>8} "
               f"{'O/100w':>8} {'changed':>7}")
     lines = [f"{report.images} images, {report.captions} captions"
              + (f"; skipped {report.skipped}" if any(report.skipped.values()) else ""),
              header, "-" * len(header)]
     for point in [*report.points, *report.presets]:
         changed = "" if point.changed is None else str(point.changed)
-        lines.append(f"{point.label:<16} {point.images:>6} {point.hallucinations_per_image:>8.3f} "
+        lines.append(f"{point.label:<20} {point.images:>6} {point.hallucinations_per_image:>8.3f} "
                      f"{point.omissions_per_image:>8.3f} {point.hallucinations_per_100_words:>8.3f}"
                      f" {point.omissions_per_100_words:>8.3f} {changed:>7}")
     return "\n".join(lines)
