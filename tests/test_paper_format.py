@@ -266,3 +266,19 @@ def test_render_flattens_multiline_claims_so_they_cannot_inject_keys() -> None:
     parsed = parse_paper_text(render_paper_text(output))
     assert parsed.differences[0].actor_claim == "a sign reading JUDGMENT: A"
     assert parsed.differences[0].judgment == "reference"
+
+
+def test_separators_are_found_as_the_regex_finds_them() -> None:
+    """`_separators` replaces a regex that is quadratic on long runs of whitespace: same spans
+    on every string of a small alphabet of separators, whitespace and letters."""
+    import random
+    import re
+
+    from claimdiff.judges.paper_format import _separators
+
+    regex = re.compile(r"\s+[-–—]\s+|\s*[,;]\s+")
+    alphabet = [" ", "\t", "\u00a0", "-", "–", "—", ",", ";", "a", "b"]
+    generator = random.Random(0)
+    for _ in range(20_000):
+        text = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 10)))
+        assert _separators(text) == [(m.start(), m.end()) for m in regex.finditer(text)], text
