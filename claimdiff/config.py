@@ -67,6 +67,15 @@ class OpenAIOptions(_Strict):
         "api_key_env)")
 
 
+# the answer format each built-in prompt asks for (other prompts: any format); the holistic
+# prompt asks for a score, not differences: it is not a first-pass prompt
+PROMPT_FORMATS: dict[str, str] = {
+    "single_pass": "json", "single_pass_paper": "paper_text",
+    **{f"paper_v{n}": "paper_text" for n in (1, 2, 4, 5, 6)},
+    "paper_hall_vs_miss": "hall_vs_miss", "paper_holistic": "holistic",
+}
+
+
 class JudgeConfig(_Strict):
     backend: Literal["labels", "transformers", "vllm", "openai"] = Field(
         default="labels",
@@ -149,6 +158,10 @@ class JudgeConfig(_Strict):
                              "text)")
         if self.min_batch_size > self.max_batch_size:
             raise ValueError("judge.min_batch_size must not exceed judge.max_batch_size")
+        wanted = PROMPT_FORMATS.get(self.prompt_name)
+        if wanted is not None and wanted != self.output_format:
+            raise ValueError(f"judge.prompt {self.prompt_name} asks for the {wanted} answer "
+                             f"format, but judge.output_format is {self.output_format}")
         return self
 
 

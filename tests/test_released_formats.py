@@ -429,3 +429,22 @@ def test_holistic_scores(text: str, expected: tuple[int, str]):
 def test_holistic_failures(text: str | None, message: str):
     with pytest.raises(JudgeOutputError, match=message):
         parse_holistic(text)
+
+
+@pytest.mark.parametrize(("prompt", "output_format", "ok"), [
+    ("paper_v1", "paper_text", True), ("paper_v6", "paper_text", True),
+    ("paper_hall_vs_miss", "hall_vs_miss", True), ("paper_v5", "json", False),
+    ("paper_hall_vs_miss", "paper_text", False), ("single_pass", "paper_text", False),
+    ("paper_holistic", "paper_text", False),
+])
+def test_a_prompt_is_selected_with_the_format_it_asks_for(prompt: str, output_format: str,
+                                                           ok: bool):
+    from claimdiff.config import load_config
+    from claimdiff.errors import ConfigError
+
+    overrides = {"judge.prompt": prompt, "judge.output_format": output_format}
+    if ok:
+        assert load_config(None, overrides).judge.prompt_name == prompt
+    else:
+        with pytest.raises(ConfigError, match="asks for the"):
+            load_config(None, overrides)
