@@ -8,6 +8,8 @@
     claimdiff schema rewards                        # print a dataset's Arrow or JSON schema
     claimdiff pairs | export rwr | export verl | train dpo | train rwr   (claimdiff.training.cli)
     claimdiff report OUTPUT [--baseline OUTPUT]     # data-quality report; exit 4 if breached
+    claimdiff rewards RUN --preset NAME             # recompute a preset from differences/
+    claimdiff sweep RUN --lambda 0:1:0.1            # the hallucination/omission frontier
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = exit_codes.OK, exit_codes.RUN_FAILED, exi
 EXIT_PIPELINE_FAILED, EXIT_NO_SPACE = exit_codes.PIPELINE_FAILED, exit_codes.NO_SPACE
 EXIT_UNREADABLE = exit_codes.UNREADABLE
 TRAINING_COMMANDS = ("pairs", "export", "train")  # claimdiff.training.cli
+COMPARE_DEFAULT = "relative,holistic"  # `sweep --compare`: holistic only where the run has it
 _MAX_ERROR_CHARS = 800
 
 JUDGE_EPILOG = """\
@@ -188,19 +191,82 @@ def _run_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _split_sets(values: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`--set` of `rewards`/`sweep`: dotted keys change the configuration the statistics are
+    derived with (`severity.rule_set=paper`); plain keys are fields of the preset
+    (`counting=labels`)."""
+    overrides = _parse_set(values)
+    fields = {k: v for k, v in overrides.items() if "." not in k}
+    config = {k: v for k, v in overrides.items() if "." in k}
+    return fields, config
+
+
+def _run_rewards(args: argparse.Namespace) -> int:
+    from claimdiff.rewards.recompute import resolve_preset, run_config, write_recomputed
+
+    fields, overrides = _split_sets(args.set)
+    config = run_config(args.run, overrides)
+    preset = resolve_preset(args.preset, config, fields)
+    result = write_recomputed(args.run, preset, config, overrides, overwrite=args.overwrite)
+    mean = "n/a" if result.mean is None else f"{result.mean:.4f}"
+    print(f"{preset.name} ({preset.kind} v{preset.version}, counting {preset.counting}): "
+          f"{result.rows} rows, {result.ok} judged, {result.null} null, mean {mean}")
+    print(f"  written to {args.run.rstrip('/')}/{result.dataset}/")
+    return EXIT_OK
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    import fnmatch
+    from dataclasses import asdict
+
+    from claimdiff.config import LambdaPreset
+    from claimdiff.rewards.recompute import recompute_rows, resolve_preset, run_config
+    from claimdiff.rewards.sweep import lambda_grid, plot_frontier, render_sweep, sweep
+
+    lambdas = lambda_grid(args.lambdas)
+    fields, overrides = _split_sets(args.set)
+    config = run_config(args.run, overrides)
+    measure = resolve_preset("lambda", config, fields)
+    if not isinstance(measure, LambdaPreset):
+        raise ConfigError("--set must leave the sweep's preset a lambda preset")
+    rows = [r for r in recompute_rows(args.run, config)
+            if not any(fnmatch.fnmatchcase(r.row.actor_id, p) for p in args.exclude)]
+    names = [n.strip() for n in args.compare.split(",") if n.strip()]
+    if args.compare == COMPARE_DEFAULT and not any(
+            r.stats is not None and r.stats.holistic_score is not None for r in rows):
+        names.remove("holistic")  # placed by default only where the run has holistic scores
+    others = [resolve_preset(name, config) for name in names]
+    report = sweep(rows, lambdas, measure, others, config)
+    print(render_sweep(report))
+    if not args.no_plot:
+        plot = args.plot or f"{args.run.rstrip('/')}/sweep.png"
+        plot_frontier(report, plot, args.title or "")
+        print(f"frontier: {plot}")
+    if args.report:
+        import fsspec
+
+        with fsspec.open(args.report, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(asdict(report), indent=2) + "\n")
+    return EXIT_OK
+
+
 def _run_schema(args: argparse.Namespace) -> int:
     from pydantic import BaseModel
 
+    from claimdiff.config import ClaimdiffConfig
     from claimdiff.schemas.arrow import arrow_schema
     from claimdiff.schemas.judge import JudgeOutput, decoding_schema
-    from claimdiff.schemas.rows import DifferenceRow, FailureRow, RewardRow
+    from claimdiff.schemas.rows import DifferenceRow, FailureRow, reward_row_model
 
     if args.dataset == "judge":
         schema = decoding_schema() if args.decoding else JudgeOutput.model_json_schema()
         print(json.dumps(schema, indent=2))
         return EXIT_OK
+    # rewards/ has a struct field per configured preset: the default configuration's here
+    presets = [p.name for p in ClaimdiffConfig().rewards.presets]
     model: dict[str, type[BaseModel]] = {
-        "differences": DifferenceRow, "rewards": RewardRow, "failures": FailureRow}
+        "differences": DifferenceRow, "rewards": reward_row_model(presets),
+        "failures": FailureRow}
     print(arrow_schema(model[args.dataset]).to_string(show_schema_metadata=False))
     return EXIT_OK
 
@@ -331,6 +397,52 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--by", default="actor_id",
                       help="group rewards by this column or metadata key (default actor_id)")
     show.add_argument("--examples", type=int, default=3, help="example differences to print")
+    rewards = sub.add_parser(
+        "rewards", help="recompute one preset's rewards from a run, without calling the judge",
+        description="Derive a run's statistics again from differences/ (and the judge's stored "
+        "answers where its labels are needed) and apply one preset, into a dataset beside "
+        "rewards/: RUN/rewards-<name>-v<version>/. With the run's own configuration the values "
+        "are the judge-time ones, bit for bit.",
+        epilog="examples:\n"
+        "  claimdiff rewards out/run1 --preset normalized_diff --set counting=labels\n"
+        "  claimdiff rewards out/run1 --preset normalized_a_only --set counting=labels \\\n"
+        "      --set severity_weighted=true --set severity.rule_set=paper "
+        "--set severity.judge_severity=false\n"
+        "  claimdiff rewards out/run1 --preset relative --set version=2 "
+        "--set severity.weights='{1: 1, 2: 2, 3: 4}'",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rewards.add_argument("run", help="the --output folder of a judge run")
+    rewards.add_argument("--preset", required=True,
+                         help="a preset of the run's configuration, or a built-in one: "
+                         "relative, actor_only, tradeoff, lambda, normalized_diff, "
+                         "normalized_a_only, a_only, raw_diff, judgment_based, hall_vs_miss, "
+                         "holistic")
+    rewards.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="a preset field (counting=labels, severity_weighted=true, "
+                         "version=2) or, dotted, a severity/taxonomy/rewards.ambiguity key "
+                         "(repeatable)")
+    rewards.add_argument("--overwrite", action="store_true",
+                         help="replace an earlier recomputation of the same preset version")
+    sweep = sub.add_parser(
+        "sweep", help="the hallucination/omission frontier of a run over lambda",
+        description="For each lambda, the caption each image prefers under the lambda preset "
+        "and the resulting hallucination and omission rates (per image and per 100 words), as "
+        "a table and a PNG of the frontier with other presets (relative; holistic where the "
+        "run has holistic scores) placed on it.")
+    sweep.add_argument("run", help="the --output folder of a judge run")
+    sweep.add_argument("--lambda", dest="lambdas", default="0:1:0.1", metavar="START:STOP:STEP",
+                       help="operating points, both ends included, or a list (default 0:1:0.1)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="a field of the lambda preset (severity_weighted=false, "
+                       "counting=labels, per_words=50) or a dotted configuration key")
+    sweep.add_argument("--compare", default=COMPARE_DEFAULT,
+                       help="presets placed on the frontier (default relative,holistic)")
+    sweep.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                       help="leave out captions whose actor_id matches (repeatable)")
+    sweep.add_argument("--plot", help="PNG of the frontier (default RUN/sweep.png)")
+    sweep.add_argument("--title", help="title of the picture")
+    sweep.add_argument("--no-plot", action="store_true", help="print the table only")
+    sweep.add_argument("--report", help="also write the points as JSON here")
     schema = sub.add_parser("schema", help="print the schema of a dataset or of the judge output")
     schema.add_argument("dataset", choices=["differences", "rewards", "failures", "judge"])
     schema.add_argument("--decoding", action="store_true",
@@ -414,6 +526,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_command(args)
         if args.command == "report":
             return _run_report(args)
+        if args.command == "rewards":
+            return _run_rewards(args)
+        if args.command == "sweep":
+            return _run_sweep(args)
         return _run_schema(args)
     except PipelineFailed as exc:
         # One clear line and a distinct status rather than a page of Beam frames.

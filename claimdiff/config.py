@@ -111,6 +111,15 @@ class OpenAIOptions(_Strict):
         return args
 
 
+# the answer format each built-in prompt asks for (other prompts: any format); the holistic
+# prompt asks for a score, not differences: it is not a first-pass prompt
+PROMPT_FORMATS: dict[str, str] = {
+    "single_pass": "json", "single_pass_paper": "paper_text",
+    **{f"paper_v{n}": "paper_text" for n in (1, 2, 4, 5, 6)},
+    "paper_hall_vs_miss": "hall_vs_miss", "paper_holistic": "holistic",
+}
+
+
 class JudgeConfig(_Strict):
     backend: Literal["labels", "transformers", "vllm", "openai"] = Field(
         default="labels",
@@ -121,15 +130,17 @@ class JudgeConfig(_Strict):
     model: str | None = Field(default=None, description="model path or hub id")
     vllm: VllmOptions = Field(default_factory=VllmOptions)
     openai: OpenAIOptions = Field(default_factory=OpenAIOptions)
-    output_format: Literal["json", "paper_text"] = Field(
+    output_format: Literal["json", "paper_text", "hall_vs_miss"] = Field(
         default="json",
         description="json: the project's JSON (schema-constrained); paper_text: the plain-text "
-        "[DIFFERENCE n] blocks of the ClaimDiff-RL paper's released judge, parsed tolerantly",
+        "[DIFFERENCE n] blocks of the ClaimDiff-RL paper's released judge, parsed tolerantly "
+        "(prompts single_pass_paper, paper_v1, paper_v2, paper_v4, paper_v5, paper_v6); "
+        "hall_vs_miss: the released hall_vs_miss judge's blocks (prompt paper_hall_vs_miss)",
     )
     prompt: str | None = Field(
         default=None,
         description="prompt template name in judges/prompts; default single_pass for json, "
-        "single_pass_paper for paper_text",
+        "single_pass_paper for paper_text, paper_hall_vs_miss for hall_vs_miss",
     )
     mode: Literal["single_pass", "two_pass"] = Field(
         default="single_pass",
@@ -185,11 +196,16 @@ class JudgeConfig(_Strict):
         if (self.backend == "openai" and not self.openai.start_server
                 and not self.openai.base_url):
             raise ValueError("judge.openai.base_url is required unless judge.openai.start_server")
-        if self.output_format == "paper_text" and self.constrained and self.backend != "labels":
-            raise ValueError("judge.output_format=paper_text needs judge.constrained=false "
-                             "(the JSON schema cannot constrain plain text)")
+        if self.output_format != "json" and self.constrained and self.backend != "labels":
+            raise ValueError(f"judge.output_format={self.output_format} needs "
+                             "judge.constrained=false (the JSON schema cannot constrain plain "
+                             "text)")
         if self.min_batch_size > self.max_batch_size:
             raise ValueError("judge.min_batch_size must not exceed judge.max_batch_size")
+        wanted = PROMPT_FORMATS.get(self.prompt_name)
+        if wanted is not None and wanted != self.output_format:
+            raise ValueError(f"judge.prompt {self.prompt_name} asks for the {wanted} answer "
+                             f"format, but judge.output_format is {self.output_format}")
         return self
 
 
@@ -197,7 +213,8 @@ class JudgeConfig(_Strict):
     def prompt_name(self) -> str:
         if self.prompt is not None:
             return self.prompt
-        return "single_pass_paper" if self.output_format == "paper_text" else "single_pass"
+        return {"paper_text": "single_pass_paper",
+                "hall_vs_miss": "paper_hall_vs_miss"}.get(self.output_format, "single_pass")
 
 
 class ImageConfig(_Strict):
@@ -244,19 +261,68 @@ def _level_keys(value: Any) -> Any:
     return value
 
 
+# Severity keyword rules, by rule set. `claimdiff`: a keyword matches a word of the label that
+# starts with it (`count` matches `counting`, not `account`; `tone` does not match `stone`),
+# also after a `mis`/`non` prefix (`miscount`, `nonexistent`). `paper`: the released code's rule,
+# a keyword anywhere in the lower-cased label, in this order, else 2.
+CLAIMDIFF_SEVERITY_RULES: list[tuple[str, int]] = [
+    ("hallucinat", 3), ("fabricat", 3), ("exist", 3), ("count", 3),
+    ("number", 3), ("numer", 3), ("quantit", 3), ("identi", 3), ("relation", 3), ("spatial", 3),
+    ("object", 3), ("entity", 3), ("entities", 3),
+    ("style", 1), ("stylis", 1), ("tone", 1), ("tonal", 1), ("aesthetic", 1), ("subjectiv", 1),
+    ("peripher", 1), ("repetit", 1), ("redundan", 1), ("wording", 1), ("fluency", 1),
+]
+PAPER_SEVERITY_RULES: list[tuple[str, int]] = [
+    ("hallucination", 3), ("mismatch", 3), ("incorrect", 3), ("wrong", 3), ("nonexistent", 3),
+    ("fabricated", 3), ("overreach", 3),
+    ("omission", 2), ("missing", 2), ("truncation", 2), ("incomplete", 2), ("partial", 2),
+    ("error", 2),
+    ("style", 1), ("aesthetic", 1), ("misinterpretation", 1), ("subjective", 1),
+]
+_RULE_SETS: dict[str, tuple[list[tuple[str, int]], str]] = {
+    "claimdiff": (CLAIMDIFF_SEVERITY_RULES, "word_prefix"),
+    "paper": (PAPER_SEVERITY_RULES, "substring"),
+}
+
+
 class SeverityConfig(_Strict):
     weights: Annotated[dict[int, float], BeforeValidator(_level_keys)] = Field(
         default_factory=lambda: {1: 1.0, 2: 1.25, 3: 1.6},
-        description="weight of an error per severity (positive)")
-    keyword_rules: Annotated[list[tuple[str, int]], BeforeValidator(_pairs)] = Field(
-        default_factory=lambda: [
-            ("hallucinat", 3), ("fabricat", 3), ("count", 3), ("number", 3), ("identity", 3),
-            ("relation", 3), ("spatial", 3), ("existence", 3), ("object", 3),
-            ("style", 1), ("tone", 1), ("subjective", 1), ("peripheral", 1), ("repetit", 1),
-        ],
-        description="first keyword found in the error type decides a missing severity",
-    )
-    default: SeverityLevel = 2
+        description="weight of an error of severity 1, 2, 3, each positive (the released "
+        "code's defaults)")
+    rule_set: Literal["claimdiff", "paper"] = Field(
+        default="claimdiff",
+        description="built-in keyword rules for a missing severity: claimdiff (word prefixes; "
+        "README: How a difference is scored) or paper (the released code's "
+        "infer_severity_3_from_error_type: substrings, hallucination/mismatch/... 3, "
+        "omission/missing/.../error 2, style/aesthetic/misinterpretation/subjective 1, else 2)")
+    keyword_rules: Annotated[list[tuple[str, int]] | None, BeforeValidator(_pairs)] = Field(
+        default=None,
+        description="(keyword, severity) pairs replacing the rule set's; the first that matches "
+        "the error type decides a missing severity")
+    keyword_match: Literal["word_prefix", "substring"] | None = Field(
+        default=None,
+        description="how a keyword matches: a word of the label starting with it, or anywhere "
+        "in the label; default: the rule set's (claimdiff word_prefix, paper substring)")
+    default: SeverityLevel = Field(default=2, description="severity no keyword decides")
+    judge_severity: bool = Field(
+        default=True,
+        description="the judge's own severity (1-3) wins where it gave one; false: the keyword "
+        "rule decides every severity, as the released code does unless "
+        "USE_MODEL_JUDGE_SEVERITY is set")
+
+    @property
+    def rules(self) -> list[tuple[str, int]]:
+        return self.keyword_rules if self.keyword_rules is not None else _RULE_SETS[
+            self.rule_set][0]
+
+    @property
+    def match(self) -> str:
+        return self.keyword_match or _RULE_SETS[self.rule_set][1]
+
+    @property
+    def max_weight(self) -> float:
+        return max(self.weights.values())
 
     @model_validator(mode="after")
     def _check(self) -> SeverityConfig:
@@ -264,8 +330,10 @@ class SeverityConfig(_Strict):
             raise ValueError("severity.weights needs exactly the keys 1, 2 and 3")
         if any(not weight > 0 for weight in self.weights.values()):
             raise ValueError("severity.weights must all be positive")
-        if any(sev not in (1, 2, 3) for _, sev in self.keyword_rules):
+        if any(sev not in (1, 2, 3) for _, sev in self.rules):
             raise ValueError("severity.keyword_rules severities must be 1, 2 or 3")
+        if any(not keyword.strip() for keyword, _ in self.rules):
+            raise ValueError("severity.keyword_rules keywords must not be empty")
         return self
 
 
@@ -278,9 +346,17 @@ class TaxonomyConfig(_Strict):
 
 
 class _Preset(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    version: int = Field(default=1, ge=1)
-    severity_weighted: bool = True
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$",
+                      description="the preset's name: its column in `rewards/` "
+                      "(`preset_values.<name>`) and its entry in `rewards`")
+    version: int = Field(default=1, ge=1, description="bump it when the parameters change")
+    severity_weighted: bool = Field(
+        default=True, description="severity-weighted error counts instead of plain counts")
+    counting: Literal["outcomes", "labels"] = Field(
+        default="outcomes",
+        description="outcomes: errors follow from which claims exist and the judgment "
+        "(claimdiff); labels: a side errs where the judge labelled an error type that is not "
+        "none, and every block the judge listed is a difference (the released code)")
 
 
 class RelativePreset(_Preset):
@@ -301,19 +377,164 @@ class ActorOnlyPreset(_Preset):
 
 
 class TradeoffPreset(_Preset):
-    """exp(-(lam * hallucination + (1 - lam) * omission) / scale); lam=1: hallucinations only."""
+    """exp(-(lam * hallucination + (1 - lam) * omission) / scale); lam=1: hallucinations only.
+
+    Not normalised by length: `lambda` is the form that compares captions of different length.
+    """
 
     kind: Literal["tradeoff"] = "tradeoff"
     lam: float = Field(default=0.5, ge=0.0, le=1.0)
     scale: float = Field(default=2.0, gt=0)
 
 
-Preset = Annotated[RelativePreset | ActorOnlyPreset | TradeoffPreset, Field(discriminator="kind")]
+class LambdaPreset(_Preset):
+    """The operating point lam between hallucination and omission, per `per_words` words.
+
+    cost = lam * h + (1 - lam) * o - extra_credit * e, with h the (severity-weighted)
+    hallucinations and e the correct extra details per `per_words` words of the actor caption,
+    o the omissions per `per_words` words of the reference; value = exp(-cost / scale).
+    """
+
+    kind: Literal["lambda"] = "lambda"
+    lam: float = Field(default=0.5, ge=0.0, le=1.0,
+                       description="1: only hallucinations count; 0: only omissions")
+    scale: float = Field(default=5.0, gt=0, description="cost at which the value is 1/e")
+    extra_credit: float = Field(
+        default=0.0, ge=0.0, description="credit per correct extra detail (per `per_words` "
+        "words), taken off the cost; above 0 a value can exceed 1")
+    per_words: int = Field(default=100, ge=1, description="length unit of the rates")
+
+
+class _Released(_Preset):
+    """The released code's common knobs: reward scale, [min, max] mapping, ambiguity penalty
+    and format reward. Its default is unweighted counts (USE_SEVERITY_WEIGHTED_REWARD=false)."""
+
+    severity_weighted: bool = Field(
+        default=False, description="severity-weighted error counts (the released code's "
+        "USE_SEVERITY_WEIGHTED_REWARD; off by default there and here)")
+    reward_scale: float = Field(default=1.0, ge=0.0,
+                                description="REWARD_SCALE: the [0, 1] reward is multiplied by "
+                                "it, then clipped to [0, 1]")
+    min_reward: float = Field(default=0.0, description="MIN_REWARD: [0, 1] maps to [min, max]")
+    max_reward: float = Field(default=1.0, description="MAX_REWARD")
+    ambiguity_penalty: bool = Field(
+        default=False, description="USE_AMBIGUITY_PENALTY: multiply by exp(-decay * max(0, "
+        "ambiguity tokens - free tokens)), ambiguity tokens by `rewards.ambiguity`")
+    ambiguity_decay: float = Field(default=0.1, ge=0.0, description="AMBIGUITY_DECAY")
+    ambiguity_free_words_per_token: float = Field(
+        default=90.0, gt=0.0, description="AMBIGUITY_FREE_WORDS_PER_TOKEN: free tokens = "
+        "caption words / this")
+    ambiguity_free: float | None = Field(
+        default=None, ge=0.0, description="AMBIGUITY_FREE: a fixed number of free tokens "
+        "instead")
+    format_ratio: float = Field(
+        default=0.0, ge=0.0, description="the server's fmt_ratio: value = (accuracy + "
+        "format_ratio * format) / (1 + format_ratio), format 1 where the caption is well formed")
+    require_think_block: bool = Field(
+        default=False, description="REQUIRE_THINK_BLOCK: well formed = <think> and <answer> "
+        "blocks; else any non-empty answer text")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> _Released:
+        if self.min_reward > self.max_reward:
+            raise ValueError(f"preset {self.name}: min_reward must not exceed max_reward")
+        return self
+
+
+class NormalizedDiffPreset(_Released):
+    """The released default mode: 0.5 - 0.5 * (A - B) / D (weighted: / (max weight * D))."""
+
+    kind: Literal["normalized_diff"] = "normalized_diff"
+
+
+class RawDiffPreset(_Released):
+    """0.5 - 0.5 * clip(A - B, +-max_error_diff) / max_error_diff."""
+
+    kind: Literal["raw_diff"] = "raw_diff"
+    max_error_diff: float = Field(default=10.0, gt=0.0, description="MAX_ERROR_DIFF")
+
+
+class AOnlyPreset(_Released):
+    """1 - clip(A, 0, M) / M, M = max_error_diff (weighted: times the largest weight)."""
+
+    kind: Literal["a_only"] = "a_only"
+    max_error_diff: float = Field(default=10.0, gt=0.0, description="MAX_ERROR_DIFF")
+
+
+class NormalizedAOnlyPreset(_Released):
+    """The released actor-only reward: (eps + (1 - eps) (1 - A/D)^alpha) exp(-A/k)
+    (0.7 + 0.3 min(1, log(1 + D) / log(1 + D_max))); 1 when nothing differs."""
+
+    kind: Literal["normalized_a_only"] = "normalized_a_only"
+    alpha: float = Field(default=2.0, gt=0.0)
+    epsilon: float = Field(default=0.05, ge=0.0, le=1.0)
+    k: float = Field(default=4.0, gt=0.0)
+    d_max: int = Field(default=10, ge=1, description="D_max: differences of a full bonus")
+
+
+class JudgmentBasedPreset(_Released):
+    """0.5 + 0.5 * ((A wins - B wins) / D +- overall_contribution for the overall verdict)."""
+
+    kind: Literal["judgment_based"] = "judgment_based"
+    overall_contribution: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
+class HallVsMissPreset(_Released):
+    """1 - (hallucinations + missing facts) / differences, the ambiguity penalty before the
+    scale (as released)."""
+
+    kind: Literal["hall_vs_miss"] = "hall_vs_miss"
+
+    @model_validator(mode="after")
+    def _counts_only(self) -> HallVsMissPreset:
+        if self.severity_weighted:
+            raise ValueError(f"preset {self.name}: hall_vs_miss counts hallucinations and "
+                             "missing facts, unweighted (severity_weighted must be false)")
+        return self
+
+
+class HolisticPreset(_Preset):
+    """The holistic baseline: the judge's 0-10 score of the whole caption / 10, mapped to
+    [min_reward, max_reward]; null where the row has no holistic score. Counting and severity
+    weighting do not apply."""
+
+    kind: Literal["holistic"] = "holistic"
+    min_reward: float = Field(default=0.0, description="MIN_REWARD")
+    max_reward: float = Field(default=1.0, description="MAX_REWARD")
+    format_ratio: float = Field(default=0.0, ge=0.0, description="as for the released modes")
+    require_think_block: bool = False
+
+    @model_validator(mode="after")
+    def _check_range(self) -> HolisticPreset:
+        if self.min_reward > self.max_reward:
+            raise ValueError(f"preset {self.name}: min_reward must not exceed max_reward")
+        return self
+
+
+Preset = Annotated[
+    RelativePreset | ActorOnlyPreset | TradeoffPreset | LambdaPreset | NormalizedDiffPreset
+    | RawDiffPreset | AOnlyPreset | NormalizedAOnlyPreset | JudgmentBasedPreset
+    | HallVsMissPreset | HolisticPreset,
+    Field(discriminator="kind"),
+]
+RELEASED_KINDS = ("normalized_diff", "normalized_a_only", "a_only", "raw_diff",
+                  "judgment_based", "hall_vs_miss")
 
 
 def _default_presets() -> list[Preset]:
     return [RelativePreset(name="relative"), ActorOnlyPreset(name="actor_only"),
-            TradeoffPreset(name="lambda_0.5", lam=0.5)]
+            LambdaPreset(name="lambda_0.5", lam=0.5)]
+
+
+class AmbiguityConfig(_Strict):
+    """The released code's ambiguity tokens: these words and phrases as whole words, and (with
+    `slash_pairs`) any `word/word` such as `red/orange`; counted on the caption's answer text."""
+
+    words: list[str] = Field(
+        default_factory=lambda: ["or", "and/or", "possibly", "appears to", "might be",
+                                 "could be", "likely"],
+        description="tried in this order at each position (case-insensitive)")
+    slash_pairs: bool = True
 
 
 class RewardsConfig(_Strict):
@@ -323,8 +544,10 @@ class RewardsConfig(_Strict):
         default_factory=lambda: [
             "possibly", "perhaps", "maybe", "might be", "may be", "appears to be", "seems to",
             "likely", "probably", "or possibly", "it is unclear",
-        ]
+        ],
+        description="hedging phrases counted in `stats.actor_hedges` (diagnostic)",
     )
+    ambiguity: AmbiguityConfig = Field(default_factory=AmbiguityConfig)
 
     @model_validator(mode="after")
     def _check(self) -> RewardsConfig:

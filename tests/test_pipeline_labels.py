@@ -109,7 +109,9 @@ def test_every_row_is_accounted_for(manifest: Path, tmp_path: Path):
     # omission sev 2 (1.25) on the only real difference; the spurious one is not counted
     assert values["omission"]["relative"] == 0.0
     assert by_actor["omission"]["stats"]["n_spurious"] == 1
-    assert values["omission"]["lambda_0.5"] == pytest.approx(2.718281828 ** (-0.5 * 1.25 / 2))
+    # lambda 0.5: the omission (1.25) per 100 words of the reference, cost / 5
+    omission_rate = 1.25 * 100 / by_actor["omission"]["stats"]["reference_words"]
+    assert values["omission"]["lambda_0.5"] == pytest.approx(math.exp(-0.5 * omission_rate / 5))
     assert by_actor["count"]["reward"] == values["count"]["relative"]
     # the texts and the judge's raw answer travel with every row (training needs no join)
     count_row = by_actor["count"]
@@ -248,8 +250,9 @@ def test_weighted_rewards_by_hand(tmp_path: Path, write_image, write_manifest):
     assert values["relative"] == pytest.approx(0.5 + 0.5 * (reference - actor) / denominator)
     assert values["actor_only"] == pytest.approx(
         math.exp(-2.0 * actor / denominator) - 0.2 * (1 - math.exp(-actor / 4.0)) + 0.05 * 2 / 8)
-    # lambda_0.5: no hallucination, the omission weighs 1.25
-    assert values["lambda_0.5"] == pytest.approx(math.exp(-(0.5 * 1.25) / 2.0))
+    # lambda_0.5: no hallucination, the omission weighs 1.25, per 100 words of the reference
+    omission_rate = 1.25 * 100 / row["stats"]["reference_words"]
+    assert values["lambda_0.5"] == pytest.approx(math.exp(-(0.5 * omission_rate) / 5.0))
     assert row["stats"]["relative_denominator"] == pytest.approx(denominator)
 
 

@@ -14,7 +14,11 @@ INJECTION = (
 )
 
 
-@pytest.mark.parametrize("name", ["single_pass", "single_pass_paper"])
+PAPER_PROMPTS = ["paper_v1", "paper_v2", "paper_v4", "paper_v5", "paper_v6",
+                 "paper_hall_vs_miss", "paper_holistic"]
+
+
+@pytest.mark.parametrize("name", ["single_pass", "single_pass_paper", *PAPER_PROMPTS])
 def test_rendered_prompt_matches_snapshot(name: str):
     """Every change to a prompt shows in review: update its snapshot on purpose."""
     prompt = load_prompt(name)
@@ -48,7 +52,9 @@ def test_version_follows_the_text():
 
 
 def test_unknown_and_unsafe_names():
-    available = r"available: \['single_pass', 'single_pass_paper', 'verify'\]"
+    available = (r"available: \['paper_hall_vs_miss', 'paper_holistic', 'paper_v1', 'paper_v2', "
+                 r"'paper_v4', 'paper_v5', 'paper_v6', 'single_pass', 'single_pass_paper', "
+                 r"'verify'\]")
     with pytest.raises(ConfigError, match=rf"unknown prompt 'nope'; {available}"):
         load_prompt("nope")
     with pytest.raises(ConfigError, match="must match"):
@@ -93,3 +99,18 @@ def test_a_prompt_variant_must_have_the_fields_of_its_role(tmp_path):
     with pytest.raises(ConfigError, match=r"prompt 'terse' has no field \$caption"):
         variant.require("reference", "caption")
     assert load_prompt("verify").require("claims").name == "verify"
+
+
+@pytest.mark.parametrize("name", PAPER_PROMPTS)
+def test_released_prompts_put_the_actor_in_caption_a_and_the_reference_in_b(name: str):
+    """The released code formats caption_a / pred_caption / actor_caption with the policy's
+    caption and caption_b / gt_caption / reference_caption with the reference."""
+    rendered = load_prompt(name).require("reference", "caption").render(
+        reference="REFERENCE TEXT", caption="ACTOR TEXT")
+    actor_label = {"paper_hall_vs_miss": "Predicted Caption:",
+                   "paper_holistic": "Actor caption:"}.get(name, "Caption A:")
+    reference_label = {"paper_hall_vs_miss": "Ground Truth Caption:",
+                       "paper_holistic": "Reference caption:"}.get(name, "Caption B:")
+    assert f"{actor_label}\nACTOR TEXT\n" in rendered
+    assert f"{reference_label}\nREFERENCE TEXT\n" in rendered
+    assert "{" not in rendered.replace("<A|B|", "")  # no str.format field left over

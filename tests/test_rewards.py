@@ -16,7 +16,13 @@ from claimdiff.config import (
 )
 from claimdiff.judges.handler import decoding_params
 from claimdiff.rewards.presets import actor_only, compute_rewards, relative, tradeoff
-from claimdiff.rewards.stats import Provenance, count_hedges, derive, empty_stats
+from claimdiff.rewards.stats import (
+    Provenance,
+    count_hedges,
+    derive,
+    empty_stats,
+    label_counts,
+)
 from claimdiff.rewards.taxonomy import TypeMapper
 from claimdiff.schemas.judge import JudgeOutput
 from claimdiff.schemas.rows import InputRow, Outcome
@@ -104,7 +110,10 @@ def test_side_that_erred_without_a_label_still_counts():
 def test_no_difference_and_only_noise():
     _, stats = _derive()
     assert stats == empty_stats().model_copy(update={
-        "actor_words": 7, "reference_words": 10, "actor_hedges": 1, "judge_attempts": 1})
+        "actor_words": 7, "reference_words": 10, "actor_hedges": 1, "judge_attempts": 1,
+        "overall": "reference", "actor_ambiguity": 1, "labels": label_counts([], CONFIG.severity)})
+    assert stats.labels is not None
+    assert (stats.labels.differences, stats.labels.actor_errors) == (0, 0)
     assert relative(stats, RelativePreset(name="r")) == 0.5
     assert actor_only(stats, ActorOnlyPreset(name="a")) == 1.0
     assert tradeoff(stats, TradeoffPreset(name="t")) == 1.0

@@ -40,7 +40,8 @@ class OrderingRow:
     actor_errors: int  # gold actor hallucinations + omissions
     edit: str  # breakdown label of the caption's edit
     severity: int | None  # max gold actor severity; None without actor errors
-    rewards: Mapping[str, float] | None  # preset name -> value; None: null (failed or missing)
+    # preset name -> value (None: the preset has nothing to score); None: a failed or missing row
+    rewards: Mapping[str, float | None] | None
     missing: bool = False  # True: the run has no row for this caption at all
 
 

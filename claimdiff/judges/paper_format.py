@@ -21,7 +21,15 @@ Canonical form (what `render_paper_text` writes)::
 Caption A is the actor, caption B the reference. A zero-difference answer renders as
 `No differences.` followed by the overall block.
 
+The released prompts (`paper_v1` ... `paper_v6`) ask for the error as sub-lines under the key,
+`ERROR_TYPE:` / `ERROR_DETAIL:` (and, from v5, `SEVERITY_LEVEL:`), with `ERROR_TYPE: NONE`,
+`ERROR_DETAIL: No error.`, `SEVERITY_LEVEL: NA` for a side without an error: all read here.
+
 Accepted grammar (everything is line based; CRLF/CR line ends are normalised):
+
+* Reasoning: a `<think>...</think>` block is not read (the text after the last `</think>` is);
+  within what remains, the first `<answer>...</answer>` block is the answer where there is one.
+  A `<think>` that never closes fails the answer.
 
 * Difference header: a line `[DIFFERENCE n]` (any case, `#n`, `No. n`, `_n`, no number at all),
   or an unbracketed `DIFFERENCE n` alone or followed by `:`, `.`, `)` or a dash (then anything).
@@ -39,10 +47,10 @@ Accepted grammar (everything is line based; CRLF/CR line ends are normalised):
   CAPTION_A_CLAIM (CLAIM_A, A_CLAIM); CAPTION_B_CLAIM (CLAIM_B, B_CLAIM); JUDGMENT (JUDGEMENT,
   VERDICT); CAPTION_A_ERROR (ERROR_A, A_ERROR); CAPTION_B_ERROR (ERROR_B, B_ERROR); OVERALL_WINNER
   (WINNER). Under an error key only: TYPE (ERROR_TYPE), DETAIL (DETAILS, ERROR_DETAIL), SEVERITY
-  (ERROR_SEVERITY). Only the first colon splits a line, so `CAPTION_A_CLAIM: a sign reading
-  JUDGMENT: A` is a claim. Any other UPPER_CASE key of 3+ characters, or any emphasised key
-  (`**Reasoning:**`), is an unknown key: ignored, but it ends the value before it. Other `word:
-  text` lines are plain text.
+  (ERROR_SEVERITY, SEVERITY_LEVEL). Only the first colon splits a line, so `CAPTION_A_CLAIM: a
+  sign reading JUDGMENT: A` is a claim. Any other UPPER_CASE key of 3+ characters, or any
+  emphasised key (`**Reasoning:**`), is an unknown key: ignored, but it ends the value before it.
+  Other `word: text` lines are plain text.
 * Values: ASPECT, the claims and DETAIL continue over the following plain-text lines until a
   blank line, a key or a header (joined with single spaces). The other keys take one line; a key
   with nothing after the colon takes the next line if it is plain text. A value wrapped in
@@ -67,14 +75,20 @@ Accepted grammar (everything is line based; CRLF/CR line ends are normalised):
   part may be left out, or read `severity 3`); a bare `type` (a bare value mentioning `severity` is
   rejected rather than stored as a type); or the value empty with `TYPE:` / `DETAIL:` / `SEVERITY:`
   sub-lines after the key (they may also complete an inline value; the same field given both ways
-  differently is an error). A type that is NA-like with no detail and no severity is no error;
+  differently is an error; a no-error type given both ways is not). A type that says there is no
+  error (`NONE`, `NA`, `N/A`, `-`, `no error(s)`) is no error, whatever the detail ("No error.",
+  "not applicable") and the severity say; an empty type with a detail or severity is an error.
   NA-like details are empty.
-* Severity: `1`, `2` or `3` (not `2.5`), optionally `/3`, a parenthesised note or a severity word
-  (`3 (major)`, `2 - secondary`, `1 minor`); `NA`-like or empty -> null.
+* Severity: `1`, `2` or `3`, optionally `/3`, a parenthesised note or a severity word (`3
+  (major)`, `2 - secondary`, `1 minor`); `NA`-like or empty -> null. Anything else (`4`, `0`,
+  `high`, `2.5`) -> null, with the text kept in `ErrorLabel.severity_raw`: the keyword rule
+  decides, as the released code falls back to its rule.
 * Overall: a `[OVERALL_WINNER]` header with the value after it on the same line or on the next
   non-blank line, or an `OVERALL_WINNER:` key line. `A` -> actor, `B` -> reference, `Tie` /
-  `draw` / `tied` / `equal` -> tie (same trailing rules as JUDGMENT). Missing -> null. The
-  overall ends the current difference block.
+  `draw` / `tied` / `equal` -> tie (same trailing rules as JUDGMENT). The overall ends the
+  current difference block. An answer without one is incomplete and fails, as the released
+  validator fails it (`parse_paper_text(..., require_overall=False)` reads it with a null
+  overall).
 * Zero blocks: accepted (empty list) only when a line of the text says so and nothing else (`No
   differences.`, `There are no notable visual differences.`, `No significant differences were
   found.`, `The captions have no differences.`, `0 differences`, `NO_DIFFERENCES`); a block with no
@@ -85,10 +99,13 @@ Accepted grammar (everything is line based; CRLF/CR line ends are normalised):
 Errors (`JudgeOutputError`; the whole answer fails, no block is dropped silently): an empty answer;
 no blocks and no no-difference statement; a line shaped like a key that cannot be read; a difference
 key before the first header; a key given twice in one block; a block without ASPECT or JUDGMENT,
-with an unknown JUDGMENT or with neither claim; an unrecognised severity or overall value;
-conflicting OVERALL_WINNER values; an `[OVERALL_WINNER]` without a value; an error with a detail or
-severity but no type. Schema violations (lengths, more than 64 differences) come from
-`JudgeOutput.model_validate`.
+with an unknown JUDGMENT or with neither claim; an unrecognised overall value; conflicting
+OVERALL_WINNER values; an `[OVERALL_WINNER]` without a value, or none at all; an error with a
+detail or severity but no type; an unclosed `<think>`. Schema violations (lengths, more than 64
+differences) come from `JudgeOutput.model_validate`.
+
+Time is linear in the answer's length: runs of whitespace and markup are matched possessively and
+separators are found in one pass (a judge answer is untrusted text).
 """
 
 from __future__ import annotations
@@ -100,9 +117,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from claimdiff.errors import JudgeOutputError
-from claimdiff.schemas.judge import ErrorLabel, JudgedDifference, JudgeOutput, Judgment, Overall
+from claimdiff.judges.answer_tags import judge_answer
+from claimdiff.schemas.judge import (
+    MAX_TYPE_CHARS,
+    ErrorLabel,
+    JudgedDifference,
+    JudgeOutput,
+    Judgment,
+    Overall,
+)
 
-__all__ = ["parse_paper_text", "render_paper_text"]
+__all__ = ["difference_header", "parse_paper_text", "render_paper_text"]
 
 ASPECT = "ASPECT"
 CLAIM_A = "CAPTION_A_CLAIM"
@@ -125,7 +150,8 @@ _ALIASES: dict[str, str] = {
     "OVERALL_WINNER": OVERALL, "WINNER": OVERALL,
     "TYPE": TYPE, "ERROR_TYPE": TYPE,
     "DETAIL": DETAIL, "DETAILS": DETAIL, "ERROR_DETAIL": DETAIL,
-    "SEVERITY": SEVERITY, "ERROR_SEVERITY": SEVERITY,
+    "SEVERITY": SEVERITY, "ERROR_SEVERITY": SEVERITY, "SEVERITY_LEVEL": SEVERITY,
+    "ERROR_SEVERITY_LEVEL": SEVERITY,
 }  # fmt: skip
 _DIFFERENCE_KEYS = frozenset({ASPECT, CLAIM_A, CLAIM_B, JUDGMENT, ERROR_A, ERROR_B})
 _ERROR_SUBKEYS = frozenset({TYPE, DETAIL, SEVERITY})
@@ -143,12 +169,15 @@ _OVERALL_TO_PAPER = {Overall.ACTOR: "A", Overall.REFERENCE: "B", Overall.TIE: "T
 
 # --- line shapes -------------------------------------------------------------------------------
 
-_EMPH = r"[*_`]*"
+# Runs of whitespace and markup are matched possessively (`*+`, `++`): nothing after them can
+# start with what they consume, so giving some back never finds a match, and without it a long
+# run (a line of 10,000 spaces) would be rescanned once per split: quadratic in the line.
+_EMPH = r"[*_`]*+"
 # heading marks, quote marks, bullets and list numbers that may precede a header or a key
-_PREFIX = r"^(?:[#>]+\s*)?(?:(?:[-*•+]|\d{1,3}[.)])\s+)?"
+_PREFIX = r"^(?:[#>]++\s*+)?(?:(?:[-*•+]|\d{1,3}[.)])\s++)?"
 _BRACKET_HEADER = re.compile(
-    _PREFIX + _EMPH + r"\[\s*(?P<name>[^\[\]]{1,40}?)\s*\]" + _EMPH + r"\s*(?:[:.\-–—]\s*)?"
-    r"(?P<rest>.*)$"
+    _PREFIX + _EMPH + r"\[\s*+(?P<name>[^\[\]]{1,40}?)\s*+\]" + _EMPH
+    + r"\s*(?:[:.\-–—]\s*)?(?P<rest>.*)$"
 )
 _DIFFERENCE_NAME = re.compile(
     r"^difference[\s_-]*(?:#|no\.?|number)?\s*(?P<num>\d{1,4})?$", re.IGNORECASE
@@ -156,29 +185,31 @@ _DIFFERENCE_NAME = re.compile(
 # unbracketed headers need a number and nothing but punctuation right after it, so that prose
 # such as "Difference 2 is minor" is not a header
 _BARE_HEADER = re.compile(
-    _PREFIX + _EMPH + r"difference[\s_-]*(?:#|no\.?|number)?\s*(?P<num>\d{1,4})" + _EMPH
-    + r"\s*(?:[:.)\-–—]" + _EMPH + r"(?P<rest>.*))?$",
+    _PREFIX + _EMPH + r"difference[\s_-]*+(?:#|no\.?|number)?\s*+(?P<num>\d{1,4})" + _EMPH
+    + r"\s*+(?:[:.)\-–—]" + _EMPH + r"(?P<rest>.*))?$",
     re.IGNORECASE,
 )
 # a note after a key is part of the key line: `CAPTION_A_CLAIM (actor):`, `JUDGMENT [A/B]:`
-_KEY_NOTE = r"(?:\s*(?:\([^()]{0,40}\)|\[[^\[\]]{0,40}\]))?"
+_KEY_NOTE = r"(?:\s*+(?:\([^()]{0,40}\)|\[[^\[\]]{0,40}\]))?"
 
 
 def _key_line_pattern(separator: str) -> re.Pattern[str]:
+    # whitespace right before the separator is the separator's (a dash needs some); before
+    # markup, the markup's
     return re.compile(
-        _PREFIX + r"(?P<emph>[*_`]*)\s*(?P<key>[A-Za-z][A-Za-z0-9 _/'’-]{0,39}?)" + _KEY_NOTE
-        + r"\s*" + _EMPH + separator + _EMPH + r"\s*(?P<value>.*)$")
+        _PREFIX + r"(?P<emph>[*_`]*+)\s*+(?P<key>[A-Za-z][A-Za-z0-9 _/'’-]{0,39}?)" + _KEY_NOTE
+        + r"(?:\s*+[*_`]++)?" + separator + _EMPH + r"\s*(?P<value>.*)$")
 
 
-_KEY_LINE = _key_line_pattern(r"\s*[:：]")
+_KEY_LINE = _key_line_pattern(r"\s*+[:：]")
 # `CAPTION_A_CLAIM - two dogs`: a dash separates too, but only after a known key
-_DASH_KEY_LINE = _key_line_pattern(r"\s+[-–—]\s+")
+_DASH_KEY_LINE = _key_line_pattern(r"\s++[-–—]\s++")
 # the start of a line that names a difference key, however it is dressed: a line starting so
 # that is not read as a key is an answer in a shape this parser does not know, not prose
 _KEYISH = re.compile(
-    _PREFIX + r"[*_`]*\s*(?:caption[\s_-]*[ab](?:'s|’s)?[\s_-]*(?:claim|error)|claim[\s_-]*[ab]"
-    r"|error[\s_-]*[ab]|judge?ment|aspect|overall[\s_-]*winner)" + _KEY_NOTE
-    + r"[*_`]*\s*(?:=>?|->|→|::)",
+    _PREFIX + r"[*_`]*+\s*+(?:caption[\s_-]*+[ab](?:'s|’s)?[\s_-]*+(?:claim|error)"
+    r"|claim[\s_-]*+[ab]|error[\s_-]*+[ab]|judge?ment|aspect|overall[\s_-]*+winner)" + _KEY_NOTE
+    + r"[*_`]*+\s*+(?:=>?|->|→|::)",
     re.IGNORECASE,
 )
 _UNKNOWN_KEY = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
@@ -204,11 +235,12 @@ _OVERALL_VALUE = re.compile(
     r"^(?:caption[\s_-]*)?(?P<v>a|b|tie|tied|draw|equal)" + _TOKEN_END, re.IGNORECASE
 )
 _SEVERITY_VALUE = re.compile(
-    r"^(?:severity\s*[:=]?\s*)?(?P<n>[123])(?![.,]\d)(?:\s*/\s*3)?(?:$|\s*[(\[:;,.!]|\s*[-–—]|\s+(?:minor"
-    r"|moderate|medium|major|low|high|severe|critical|peripheral|secondary|primary|stylistic)\b)",
+    r"^(?:severity\s*+[:=]?\s*+)?(?P<n>[123])(?![.,]\d)(?:\s*+/\s*+3)?(?:$|\s*+[(\[:;,.!]"
+    r"|\s*+[-–—]|\s++(?:minor|moderate|medium|major|low|high|severe|critical|peripheral"
+    r"|secondary|primary|stylistic)\b)",
     re.IGNORECASE,
 )
-_ERROR_LABEL = re.compile(r"\b(?P<label>type|details?|severity)\s*[:=]\s*", re.IGNORECASE)
+_ERROR_LABEL = re.compile(r"\b(?P<label>type|details?|severity)\s*+[:=]\s*+", re.IGNORECASE)
 # A statement that there is nothing to list, standing on its own line ("No differences.", "There
 # are no visual differences between the captions."): part of a longer sentence it says nothing
 # about what was left out ("...; no other differences").
@@ -230,15 +262,26 @@ def _canonical_key(raw: str) -> str:
 
 
 def _strip_emphasis(value: str) -> str:
-    """`**x**` -> `x`: markdown around a value is formatting, not content."""
+    """`**x**` -> `x`: markdown around a value is formatting, not content.
+
+    Moves two indices and slices once: slicing at every layer would copy the value once per
+    layer, quadratic in a value of thousands of nested marks.
+    """
+    start, end = 0, len(value)
     changed = True
     while changed:
         changed = False
         for mark in _WRAPPERS:
-            if len(value) > 2 * len(mark) and value.startswith(mark) and value.endswith(mark):
-                value = value[len(mark) : -len(mark)].strip()
+            width = len(mark)
+            if (end - start > 2 * width and value.startswith(mark, start)
+                    and value.endswith(mark, start, end)):
+                start, end = start + width, end - width
+                while start < end and value[start].isspace():
+                    start += 1
+                while end > start and value[end - 1].isspace():
+                    end -= 1
                 changed = True
-    return value
+    return value[start:end]
 
 
 def _is_quoted(value: str) -> bool:
@@ -304,6 +347,14 @@ def _header_line(line: str) -> _Line | None:
     if bare:
         return _Line("difference", value=bare["rest"] or "", raw_key=bare["num"])
     return None
+
+
+def difference_header(line: str) -> str | None:
+    """The rest of the line after a `[DIFFERENCE n]` / `DIFFERENCE n:` header (in any of the
+    dressings the module docstring lists), or None where the line is no such header. Shared
+    with the `hall_vs_miss` parser, whose blocks have the same headers."""
+    header = _header_line(line.strip())
+    return header.value if header is not None and header.kind == "difference" else None
 
 
 def _key_line(line: str, in_error: bool) -> _Line | None:
@@ -486,13 +537,16 @@ def _overall_value(value: str) -> str:
     return {"a": "actor", "b": "reference"}.get(match["v"].lower(), "tie")
 
 
-def _severity(value: str, where: str) -> int | None:
+def _severity(value: str) -> tuple[int | None, str | None]:
+    """(severity, raw): 1-3 as read; NA-like -> (None, None); anything else (`4`, `high`,
+    `2.5`) -> (None, the value as written), so the keyword rule decides and the raw value is
+    kept, as the released code does (its `parse_model_severity_level`)."""
     if _is_none(value):
-        return None
+        return None, None
     match = _SEVERITY_VALUE.match(_token(value))
     if not match:
-        raise JudgeOutputError(f"{where}: severity {value!r} is not 1, 2, 3 or NA")
-    return int(match["n"])
+        return None, value.strip()[:MAX_TYPE_CHARS]
+    return int(match["n"]), None
 
 
 def _looks_like_severity(value: str) -> bool:
@@ -516,8 +570,9 @@ def _piped_error(value: str) -> dict[str, str]:
     """`type | detail | severity`: first part type, last part severity, the detail in between.
 
     The detail may itself contain `|`. With two parts the second is the severity when it looks
-    like one, else the detail. With three or more the last part must be a severity (checked by
-    `_severity`): "t | d | high" is a bad severity, not a detail "d | high".
+    like one, else the detail. With three or more the last part is the severity: "t | d |
+    high" has the severity "high" (not 1-3: kept raw, the rule decides), not a detail "d |
+    high".
     """
     type_, _, rest = value.partition("|")
     detail, bar, last = rest.rpartition("|")
@@ -526,7 +581,33 @@ def _piped_error(value: str) -> dict[str, str]:
     return {TYPE: type_.strip(), DETAIL: detail.strip(), SEVERITY: last.strip()}
 
 
-_SEPARATOR = re.compile(r"\s+[-–—]\s+|\s*[,;]\s+")
+_SEPARATOR_CHARS = re.compile(r"[-–—,;]")
+
+
+def _separators(value: str) -> list[tuple[int, int]]:
+    r"""The spans `re.finditer(r"\s+[-–—]\s+|\s*[,;]\s+", value)` gives (a dash with
+    whitespace on both sides, a comma or semicolon with whitespace after), found in one pass:
+    that regex rescans a run of whitespace from each of its positions, quadratic in a value of
+    many spaces. Each whitespace run is looked at from the separator after it and the one
+    before it only."""
+    spans: list[tuple[int, int]] = []
+    position = 0  # where the next span may start: spans do not overlap
+    for found in _SEPARATOR_CHARS.finditer(value):
+        at = found.start()
+        if at < position:
+            continue
+        start = at
+        while start > position and value[start - 1].isspace():
+            start -= 1
+        end = at + 1
+        while end < len(value) and value[end].isspace():
+            end += 1
+        dash = value[at] in "-–—"
+        if end == at + 1 or (dash and start == at):
+            continue
+        spans.append((start, end))
+        position = end
+    return spans
 
 
 def _separated_error(value: str) -> dict[str, str] | None:
@@ -534,24 +615,31 @@ def _separated_error(value: str) -> dict[str, str] | None:
     detail, then (where the last part reads as one) the severity. The label is one word, or up to
     three (`count mismatch, two vs one, 3`) where a severity ends the value: without one, a
     spaced first part is as likely a sentence as a label."""
-    cuts = list(_SEPARATOR.finditer(value))
+    cuts = _separators(value)
     if not cuts:
         return None
-    type_ = value[: cuts[0].start()]
-    last = value[cuts[-1].end():]
+    type_ = value[: cuts[0][0]]
+    last = value[cuts[-1][1]:]
     severity_last = _looks_like_severity(last) and bool(last.strip())
     if len(type_.split()) > (3 if severity_last else 1):
         return None
     if severity_last:
-        detail = value[cuts[0].end(): cuts[-1].start()] if len(cuts) > 1 else ""
+        detail = value[cuts[0][1]: cuts[-1][0]] if len(cuts) > 1 else ""
         return {TYPE: type_.strip(), DETAIL: detail.strip(), SEVERITY: last.strip()}
-    return {TYPE: type_.strip(), DETAIL: value[cuts[0].end():].strip()}
+    return {TYPE: type_.strip(), DETAIL: value[cuts[0][1]:].strip()}
+
+
+def _says_no_error(value: str) -> bool:
+    """`NONE`, `NA`, `N/A`, `-`, `no error(s)`: the judge says this side has no error."""
+    return _is_none(value) or bool(_NO_ERROR_PHRASE.match(_token(value)))
 
 
 def _inline_error(value: str, where: str) -> dict[str, str]:
     value = _strip_emphasis(value.strip())
-    if _is_none(value) or _NO_ERROR_PHRASE.match(_token(value)):
+    if not value:
         return {}
+    if _says_no_error(value):
+        return {TYPE: value}
     first = _ERROR_LABEL.match(value)
     if first:
         return _labelled_error(value, where)
@@ -573,17 +661,24 @@ def _error(block: _Block, key: str) -> dict[str, Any] | None:
     parts = _inline_error(_joined(block.fields.get(key)), where)
     for sub, lines in block.errors.get(key, {}).items():
         value = _joined(lines)
-        if sub in parts and parts[sub] != value:
+        same = parts.get(sub) == value or (
+            sub == TYPE and _says_no_error(parts.get(sub, "")) and _says_no_error(value))
+        if sub in parts and not same:
             raise JudgeOutputError(f"{where}: {sub} given inline and on its own line")
         parts[sub] = value
-    type_ = _clean(parts.get(TYPE, ""))
+    type_ = parts.get(TYPE, "").strip()
+    if type_ and _says_no_error(type_):
+        # `ERROR_TYPE: NONE` is how the released prompts say a side has no error, whatever the
+        # detail ("No error.") and severity ("NA") lines after it say
+        return None
+    type_ = _clean(type_)
     detail = "" if _is_none(parts.get(DETAIL, "")) else _clean(parts.get(DETAIL, ""))
-    severity = _severity(parts.get(SEVERITY, ""), where)
-    if _is_none(type_):
-        if detail or severity is not None:
+    severity, raw = _severity(parts.get(SEVERITY, ""))
+    if not type_:
+        if detail or severity is not None or raw is not None:
             raise JudgeOutputError(f"{where}: has a detail or severity but no type")
         return None
-    return {"type": type_, "detail": detail, "severity": severity}
+    return {"type": type_, "detail": detail, "severity": severity, "severity_raw": raw}
 
 
 def _difference(block: _Block) -> dict[str, Any]:
@@ -643,8 +738,12 @@ def _describe(loc: tuple[int | str, ...], labels: list[str]) -> str:
     return ".".join(str(part) for part in loc) or "<root>"
 
 
-def parse_paper_text(text: str | None) -> JudgeOutput:
+def parse_paper_text(text: str | None, *, require_overall: bool = True) -> JudgeOutput:
     """Parse one answer in the paper's plain-text format (see the module docstring).
+
+    Without an overall verdict the answer is incomplete and fails (`require_overall`), as the
+    released code's validator fails it ("Missing [OVERALL_WINNER] section"): every released
+    prompt and claimdiff's own demand one, and a cut answer usually lacks it.
 
     >>> answer = '''[DIFFERENCE 1]
     ... ASPECT: dogs
@@ -660,6 +759,9 @@ def parse_paper_text(text: str | None) -> JudgeOutput:
     """
     if text is None or not text.strip():
         raise JudgeOutputError("empty answer")
+    text = judge_answer(text)
+    if not text.strip():
+        raise JudgeOutputError("empty answer (nothing after the reasoning)")
     scan = _scan(text)
     blocks = [block for block in scan.blocks if not _is_no_difference_block(block)]
     if not scan.blocks and not any(_NO_DIFFERENCES.match(line.strip())
@@ -668,7 +770,10 @@ def parse_paper_text(text: str | None) -> JudgeOutput:
             "answer has no [DIFFERENCE n] blocks and does not say there are no differences"
         )
     differences = [_difference(block) for block in blocks]
-    data = {"differences": differences, "overall": _overall(scan.overall)}
+    overall = _overall(scan.overall)
+    if overall is None and require_overall:
+        raise JudgeOutputError("incomplete answer: no [OVERALL_WINNER] (cut short?)")
+    data = {"differences": differences, "overall": overall}
     return _validate(data, [block.label for block in blocks])
 
 
@@ -692,7 +797,8 @@ def _render_text(value: str | None) -> str:
 def _render_error(error: ErrorLabel | None) -> str:
     if error is None:
         return "NA"
-    severity = "NA" if error.severity is None else str(error.severity)
+    severity = str(error.severity) if error.severity is not None else (
+        _one_line(error.severity_raw) if error.severity_raw else "NA")
     return f"{_one_line(error.type)} | {_one_line(error.detail)} | {severity}"
 
 

@@ -76,6 +76,10 @@ def parser_for(output_format: str) -> Callable[[str | None], JudgeOutput]:
         from claimdiff.judges.paper_format import parse_paper_text
 
         return parse_paper_text
+    if output_format == "hall_vs_miss":
+        from claimdiff.judges.hall_vs_miss import parse_hall_vs_miss_judge_output
+
+        return parse_hall_vs_miss_judge_output
     return parse_judge_output
 
 

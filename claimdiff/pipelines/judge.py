@@ -24,7 +24,7 @@ from claimdiff.judges.special_tokens import special_tokens_of
 from claimdiff.pipelines import outputs
 from claimdiff.redaction import Redactor
 from claimdiff.runners.options import sanitised_options
-from claimdiff.schemas.rows import DifferenceRow, FailureRow, RewardRow
+from claimdiff.schemas.rows import DifferenceRow, FailureRow, reward_row_model
 from claimdiff.schemas.run import RunManifest
 from claimdiff.transforms.derive import Derive
 from claimdiff.transforms.failures import null_reward
@@ -72,8 +72,10 @@ def build(
     shards, secrets = config.run.num_shards, secret_env(config)
     _ = derived.differences | "WriteDifferences" >> WriteDataset(
         job.output, outputs.DIFFERENCES, DifferenceRow, shards, secrets)
+    # one struct field per configured preset (`preset_values.<name>`), derived from a model
+    reward_model = reward_row_model([p.name for p in config.rewards.presets])
     _ = rewards | "WriteRewards" >> WriteDataset(
-        job.output, outputs.REWARDS, RewardRow, shards, secrets)
+        job.output, outputs.REWARDS, reward_model, shards, secrets)
     _ = (
         failed
         | "FailureRows" >> beam.Map(lambda f: f.failure)

@@ -64,7 +64,8 @@ def summarise(output: str, *, by: str = "actor_id", examples: int = 3) -> str:
         for value in row["rewards"]:
             if value["name"] not in presets:
                 presets.append(value["name"])
-            group[value["name"]].append(value["value"])
+            if value["value"] is not None:  # a preset with nothing to score on this row
+                group[value["name"]].append(value["value"])
         group["hallucinations"].append(row["stats"]["n_actor_hallucination"])
         group["omissions"].append(row["stats"]["n_actor_omission"])
     columns = [*presets, "hallucinations", "omissions"]

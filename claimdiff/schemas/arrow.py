@@ -1,7 +1,8 @@
 """Derive pyarrow schemas from the pydantic models, and convert rows both ways.
 
 One derivation for every Parquet dataset: str -> string, int -> int64, float -> float64,
-bool -> bool, StrEnum -> string, list[X] -> list<X>, nested model -> struct, `X | None` -> nullable.
+bool -> bool, StrEnum -> string, list[X] -> list<X>, dict[str, X] -> map<string, X>, nested model
+-> struct (named by each field's alias where it has one), `X | None` -> nullable.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def arrow_type(annotation: Any) -> pa.DataType:
         (item,) = typing.get_args(annotation)
         item_type, nullable = _unwrap_optional(item)
         return pa.list_(pa.field("item", arrow_type(item_type), nullable=nullable))
+    if origin is dict:
+        key, value = typing.get_args(annotation)
+        if key is not str:
+            raise TypeError(f"only str-keyed dicts have an Arrow type: {annotation}")
+        value_type, nullable = _unwrap_optional(value)
+        return pa.map_(pa.string(), pa.field("value", arrow_type(value_type), nullable=nullable))
     if origin is typing.Literal:
         values = typing.get_args(annotation)
         kinds = {type(v) for v in values}
@@ -65,7 +72,8 @@ def arrow_fields(model: type[BaseModel]) -> list[pa.Field]:
     fields = []
     for name, info in model.model_fields.items():
         _, nullable = _unwrap_optional(info.annotation)
-        fields.append(pa.field(name, arrow_type(info.annotation), nullable=nullable))
+        fields.append(pa.field(info.alias or name, arrow_type(info.annotation),
+                               nullable=nullable))
     return fields
 
 

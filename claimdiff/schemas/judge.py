@@ -80,6 +80,12 @@ class ErrorLabel(BaseModel):
         description="1 peripheral/stylistic, 2 secondary detail, 3 primary subject, count, "
         "identity, relation or fabrication. Null lets the keyword rule decide.",
     )
+    severity_raw: str | None = Field(
+        default=None, max_length=MAX_TYPE_CHARS,
+        description="a severity the judge wrote that is not 1, 2, 3 or NA (e.g. `4`, `high`), "
+        "kept as written; `severity` is then null and the keyword rule decides. Not part of "
+        "the decoding schema (a constrained judge cannot write one).",
+    )
 
     @field_validator("type")
     @classmethod
@@ -207,6 +213,8 @@ def decoding_schema(
             for value in node:
                 visit(value)
 
+    # a constrained judge writes a severity of the schema or none: nothing to keep raw
+    schema["$defs"]["ErrorLabel"]["properties"].pop("severity_raw")
     visit(schema)
     schema["properties"]["differences"]["maxItems"] = max_differences
     schema["required"] = ["differences", "overall"]

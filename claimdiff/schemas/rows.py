@@ -5,9 +5,12 @@ Every Parquet schema is derived from these models (`schemas.arrow`); nothing wri
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from claimdiff.schemas.judge import Judgment
 
@@ -44,6 +47,7 @@ class CanonicalType(StrEnum):
     TEXT_OCR = "text_ocr"
     SCENE_SETTING = "scene_setting"
     STYLE = "style"
+    ATTRIBUTE = "attribute"  # an attribute error whose dimension the label does not name
     OTHER = "other"
 
 
@@ -147,6 +151,30 @@ class DifferenceRow(BaseModel):
     prompt_version: str
     decoding: DecodingParams
     cache_key: str
+    # The judge's own error labels per side, whatever the outcome says (a side the image
+    # supports may still carry a label): what `labels` counting reads, and what lets
+    # `claimdiff rewards` re-derive types and severities under another configuration.
+    labels_recorded: bool = Field(
+        default=False, description="the label fields below were written (runs before them "
+        "have False; their labels are read back from `rewards.raw_answer`)")
+    actor_label_type: str | None = Field(default=None, description="the judge's error type "
+                                         "for the actor (caption A), as written")
+    actor_label_detail: str | None = None
+    actor_label_severity: int | None = Field(default=None, description="the judge's severity, "
+                                             "1-3, for the actor")
+    actor_label_severity_raw: str | None = Field(
+        default=None, description="a severity the judge wrote that is not 1-3 or NA")
+    reference_label_type: str | None = None
+    reference_label_detail: str | None = None
+    reference_label_severity: int | None = None
+    reference_label_severity_raw: str | None = None
+    # the hall_vs_miss format's own fields (null in the other formats)
+    hall_type: str | None = Field(default=None,
+                                  description="contradiction | extra_info | missing_fact")
+    hall_verification: str | None = Field(default=None,
+                                          description="verified | false | ambiguous | missing")
+    hall_category: str | None = Field(default=None, description="natural | design")
+    hall_is_hallucination: bool | None = None
 
 
 class TypeCounts(BaseModel):
@@ -163,7 +191,34 @@ class TypeCounts(BaseModel):
     text_ocr: int = 0
     scene_setting: int = 0
     style: int = 0
+    attribute: int = 0
     other: int = 0
+
+
+class Counts(BaseModel):
+    """Error counts of one row under one way of counting; what the reward presets read.
+
+    `outcomes` counting (claimdiff's) derives them from which claims exist and the judgment;
+    `labels` counting (the released ClaimDiff-RL code's) from the judge's own error labels:
+    a side errs where its error type is not none, and every listed block is a difference. In
+    the `hall_vs_miss` format, labels count its own fields (see `rewards.stats`).
+    """
+
+    differences: int = Field(description="outcomes: real differences (not spurious or "
+                             "unverifiable); labels: every block the judge listed")
+    actor_errors: int
+    reference_errors: int
+    hallucinations: int = Field(description="actor errors where the actor claims something")
+    omissions: int = Field(description="actor errors where only the reference claims")
+    extra_correct: int = Field(description="correct details only the actor gives")
+    judged_actor: int = Field(description="differences judged for the actor (caption A)")
+    judged_reference: int = Field(description="differences judged for the reference (B)")
+    actor_weighted: float = Field(description="actor errors, each weighted by its severity")
+    reference_weighted: float
+    weighted_hallucination: float
+    weighted_omission: float
+    weighted_differences: float = Field(
+        description="sum over the differences of the larger side weight (at least 1)")
 
 
 class RewardStats(BaseModel):
@@ -196,6 +251,25 @@ class RewardStats(BaseModel):
     judge_attempts: int
     verify_disagreements: int = Field(
         default=0, description="differences whose two passes disagreed (two-pass mode)")
+    # fields below were added after the first runs were written: defaults keep those readable
+    judged_actor: int = Field(default=0, description="real differences judged for the actor")
+    judged_reference: int = Field(default=0,
+                                  description="real differences judged for the reference")
+    overall: str | None = Field(default=None, description="the judge's overall verdict: "
+                                "actor | reference | tie, null where it gave none")
+    actor_ambiguity: int = Field(
+        default=0, description="ambiguity tokens in the caption, by the released code's "
+        "pattern (`rewards.ambiguity`): what the presets' ambiguity penalty reads")
+    actor_think_and_answer: bool = Field(
+        default=False, description="the caption has <think>...</think> and <answer>...</answer>")
+    actor_answer_empty: bool = Field(
+        default=False, description="the caption's answer text (inside <answer> where present) "
+        "is empty")
+    holistic_score: int | None = Field(
+        default=None, description="the holistic judge's 0-10 score, where one was asked")
+    labels: Counts | None = Field(
+        default=None, description="the `labels` counting of the row (null in runs written "
+        "before it; `claimdiff rewards` recomputes it from the stored answers)")
 
 
 class SwapCheck(BaseModel):
@@ -213,7 +287,8 @@ class RewardValue(BaseModel):
     name: str
     kind: str
     version: int
-    value: float
+    value: float | None = Field(description="null where the preset has nothing to score (a "
+                                "holistic preset on a row without a holistic score)")
 
 
 class RewardRow(BaseModel):
@@ -233,6 +308,9 @@ class RewardRow(BaseModel):
     failure_reason: str | None = None
     reward: float | None = Field(default=None, description="value of the primary preset")
     rewards: list[RewardValue] = Field(default_factory=list)
+    preset_values: dict[str, float | None] | None = Field(
+        default=None, description="one value per configured preset, by preset name: a struct "
+        "column in the run's Parquet (`preset_values.relative` in DuckDB); null for failed rows")
     stats: RewardStats | None = None
     swap: SwapCheck | None = Field(default=None, description="position-swap check, if sampled")
     image_sha256: str | None = None
@@ -246,6 +324,36 @@ class RewardRow(BaseModel):
     verify_answers: list[str] | None = Field(
         default=None, description="the raw verification answers (two-pass mode), in order")
     metadata: str | None = None
+
+    @field_validator("preset_values", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        # a map column reads back from Parquet as a list of (key, value) pairs
+        if isinstance(value, list):
+            return dict(value)
+        return value
+
+
+@functools.cache
+def _reward_row_model(names: tuple[str, ...]) -> type[RewardRow]:
+    fields: dict[str, Any] = {
+        f"preset_{index}": (float | None, Field(default=None, alias=name))
+        for index, name in enumerate(names)}
+    values = create_model("PresetValues", **fields)
+    return create_model(
+        "RewardRow", __base__=RewardRow, preset_values=(
+            values | None, Field(default=None, description="one value per configured preset")))
+
+
+def reward_row_model(preset_names: Sequence[str]) -> type[RewardRow]:
+    """`RewardRow` with `preset_values` as a struct of one float per preset (in this order).
+
+    The Parquet schema of `rewards/` is derived from this model: a struct field per preset
+    makes one preset's value a plain expression (`preset_values.relative` in DuckDB,
+    `pl.col("preset_values").struct.field("relative")` in polars). Rows themselves stay plain
+    `RewardRow`s; their `preset_values` dict fills the struct by name.
+    """
+    return _reward_row_model(tuple(preset_names))
 
 
 class FailureRow(BaseModel):

@@ -8,8 +8,10 @@ from typing import NamedTuple
 import apache_beam as beam
 
 from claimdiff.config import ClaimdiffConfig
+from claimdiff.errors import JudgeOutputError
+from claimdiff.judges.hall_vs_miss import parse_hall_vs_miss
 from claimdiff.judges.handler import JudgeResult
-from claimdiff.rewards.presets import compute_rewards
+from claimdiff.rewards.presets import compute_rewards, preset_values
 from claimdiff.rewards.stats import Provenance, derive
 from claimdiff.rewards.taxonomy import TypeMapper
 from claimdiff.schemas.rows import RewardRow, RowStatus, Stage
@@ -43,11 +45,16 @@ class _Derive(beam.DoFn):
             prompt_version=item.prompt_version, decoding=item.decoding,
             cache_key=item.cache_key, attempts=result.attempts)
         try:
+            # the hall_vs_miss answer's own records (the parsed output holds them as claim
+            # differences): the same text, parsed again, one record per difference
+            hall = (parse_hall_vs_miss(result.raw_output)
+                    if self._config.judge.output_format == "hall_vs_miss" else None)
             differences, stats = derive(row, result.output, provenance, self._config,
                                         self._mapper, result.first_judgments,
-                                        result.verify_disagreements)
-            reward, rewards = compute_rewards(stats, self._config.rewards)
-        except (ValueError, KeyError) as exc:
+                                        result.verify_disagreements, hall=hall)
+            reward, rewards = compute_rewards(stats, self._config.rewards,
+                                              self._config.severity)
+        except (ValueError, KeyError, JudgeOutputError) as exc:
             yield beam.pvalue.TaggedOutput(FAILURES, row_failed(
                 row, run_id=self._run_id, stage=Stage.DERIVE, error_class=type(exc).__name__,
                 message=str(exc), raw_output=result.raw_output, attempts=result.attempts))
@@ -59,7 +66,8 @@ class _Derive(beam.DoFn):
             manifest=row.manifest, row_index=row.row_index, image=row.image,
             image_uri=row.image_uri, caption=row.caption, reference=row.reference,
             status=RowStatus.OK,
-            reward=reward, rewards=rewards, stats=stats, swap=result.swap,
+            reward=reward, rewards=rewards, preset_values=preset_values(rewards), stats=stats,
+            swap=result.swap,
             image_sha256=item.image.sha256,
             judge_model=item.judge_model, prompt_version=item.prompt_version,
             decoding=item.decoding, cache_key=item.cache_key, raw_answer=result.raw_output,

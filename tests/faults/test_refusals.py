@@ -149,7 +149,8 @@ def test_refused_before_the_run_with_exit_2_and_one_line(
     elapsed = time.monotonic() - started
     err = capsys.readouterr().err.strip()
     assert code == 2, err
-    assert err.count("\n") == 0 and err.startswith("claimdiff: error: "), err
+    assert err.count("\n") == 0, err
+    assert err.startswith("claimdiff: error: "), err
     assert refusal.says in err, err
     assert "hunter2" not in err
     assert "sk-1234567890" not in err

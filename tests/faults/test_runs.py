@@ -187,5 +187,6 @@ def test_a_full_disk_is_a_clear_error_with_its_own_exit_code(tmp_path: Path):
                              script], capture_output=True, text=True, timeout=600)
     assert result.returncode == 6, (result.returncode, result.stdout, result.stderr)
     err = result.stderr.strip()
-    assert err.count("\n") == 0 and "no space left" in err, err
+    assert err.count("\n") == 0, err
+    assert "no space left" in err, err
     assert "Traceback" not in result.stderr
