@@ -40,7 +40,8 @@ def d(aspect: str, actor: str | None, reference: str | None, judgment: str,
       actor_error: dict[str, Any] | None = None,
       reference_error: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"aspect": aspect, "actor_claim": actor, "reference_claim": reference,
-            "judgment": judgment, "actor_error": actor_error, "reference_error": reference_error}
+            "judgment": judgment, "actor_error": actor_error, "reference_error": reference_error,
+            "actor_span": None, "reference_span": None, "confidence": None}
 
 
 # v1, v2, v4: errors as ERROR_TYPE / ERROR_DETAIL lines under the key, no severity

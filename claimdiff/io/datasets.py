@@ -72,14 +72,18 @@ def read_run_manifest(output: str) -> RunManifest:
 def shards(output: str, dataset: str, *, committed: bool = True) -> list[str]:
     """The shard paths of one dataset, sorted (paths of the output's filesystem).
 
-    Committed (the default): the shards `run.json` lists, each checked to exist. Uncommitted:
-    whatever shards are there (the run's own accounting, before it commits).
+    Committed (the default): the run must have committed, and for the datasets the run wrote,
+    exactly the shards `run.json` lists, each checked to exist (other datasets, written later
+    by other commands: the shards there). Uncommitted: whatever shards are there (the run's own
+    accounting, before it commits).
     """
     fs, root = filesystem(output)
     if not committed:
         return sorted(fs.glob(join(root, dataset, SHARD_GLOB)))
     run = read_run_manifest(output)
-    if not run.files:  # runs written before shard listings: every shard there is the run's
+    if dataset not in run.files:
+        # a dataset written after the run by another command (`claimdiff rewards`, exports),
+        # each committed its own way; or a run from before shard listings
         return sorted(fs.glob(join(root, dataset, SHARD_GLOB)))
     listed = [join(root, dataset, shard.name) for shard in run.files.get(dataset, [])]
     missing = [path for path in listed if not fs.exists(path)]
@@ -93,8 +97,8 @@ def shards(output: str, dataset: str, *, committed: bool = True) -> list[str]:
 def has_dataset(output: str, dataset: str) -> bool:
     """Whether the committed run has this dataset (possibly with no rows)."""
     run = read_run_manifest(output)
-    if run.files:
-        return dataset in run.files
+    if dataset in run.files:
+        return True
     fs, root = filesystem(output)
     return bool(fs.isdir(join(root, dataset)))
 

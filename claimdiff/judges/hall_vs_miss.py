@@ -183,24 +183,29 @@ def parse_hall_vs_miss(text: str | None) -> HallVsMissOutput:
         raise JudgeOutputError(f"answer does not fit the hall_vs_miss schema: {problems}") from exc
 
 
+def _error(type_: str, detail: str) -> dict[str, Any]:
+    # the format states no severity: the keyword rule decides it
+    return {"type": type_, "detail": detail, "severity": None}
+
+
 def _judged(block: HallVsMissDifference) -> dict[str, Any]:
     aspect = f"{block.type.value} ({block.category.value})" if block.category else block.type.value
     detail = block.reason[:MAX_DETAIL_CHARS]
+    # the format has no spans or confidences: absent, said so explicitly
+    difference: dict[str, Any] = {"aspect": aspect[:MAX_ASPECT_CHARS], "actor_span": None,
+                                  "reference_span": None, "confidence": None,
+                                  "actor_error": None, "reference_error": None}
     if block.type is HallType.MISSING_FACT:
-        return {"aspect": aspect[:MAX_ASPECT_CHARS], "actor_claim": None,
-                "reference_claim": block.content, "judgment": "reference",
-                "actor_error": {"type": "missing_fact_omission", "detail": detail}}
+        return {**difference, "actor_claim": None, "reference_claim": block.content,
+                "judgment": "reference",
+                "actor_error": _error("missing_fact_omission", detail)}
     judgment = {HallVerification.VERIFIED: "actor", HallVerification.FALSE: "reference"}.get(
         block.verification, "uncertain")
-    difference: dict[str, Any] = {"aspect": aspect[:MAX_ASPECT_CHARS],
-                                  "actor_claim": block.content, "reference_claim": None,
-                                  "judgment": judgment}
+    difference.update(actor_claim=block.content, reference_claim=None, judgment=judgment)
     if judgment == "reference":
-        difference["actor_error"] = {"type": f"{block.type.value}_hallucination",
-                                     "detail": detail}
+        difference["actor_error"] = _error(f"{block.type.value}_hallucination", detail)
     elif judgment == "actor" and block.type is HallType.CONTRADICTION:
-        difference["reference_error"] = {"type": "contradiction_reference_error",
-                                         "detail": detail}
+        difference["reference_error"] = _error("contradiction_reference_error", detail)
     return difference
 
 

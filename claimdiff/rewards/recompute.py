@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import TypeAdapter, ValidationError
 
@@ -227,8 +228,12 @@ def write_recomputed(run: str, preset: Preset, config: ClaimdiffConfig,
     rows = [rewarded_row(item, preset, config) for item in recompute_rows(run, config)]
     fs.makedirs(folder, exist_ok=True)
     table = to_table(rows, reward_row_model([preset.name]))
-    with fs.open(join(folder, "part-00000-of-00001.parquet"), "wb") as handle:
-        pq.write_table(table, handle, compression="zstd")
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd")
+    # written whole under a temporary name, then renamed: a killed command leaves no half shard
+    temporary = join(folder, ".part-00000-of-00001.parquet.tmp")
+    fs.pipe_file(temporary, buffer.getvalue().to_pybytes())
+    fs.mv(temporary, join(folder, "part-00000-of-00001.parquet"))
     with fs.open(join(folder, "preset.json"), "wb") as handle:
         handle.write(json.dumps({
             "preset": preset.model_dump(mode="json"), "overrides": dict(overrides or {}),
