@@ -5,6 +5,7 @@ non-answer never becomes an answer."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -34,11 +35,13 @@ def test_the_manifest_reader_never_crashes_and_numbers_every_row(
         tmp_path_factory: pytest.TempPathFactory, data: bytes, name: str):
     path = tmp_path_factory.mktemp("m") / name
     path.write_bytes(data)
-    try:
+    if name == "m.jsonl":
         rows = list(iter_manifest(str(path)))
-    except ManifestError as exc:  # a CSV header that repeats or cannot be read: refused up front
-        assert name != "m.jsonl", exc
-        return
+    else:
+        try:
+            rows = list(iter_manifest(str(path)))
+        except ManifestError:  # a CSV header that repeats or cannot be read: refused up front
+            return
     assert [index for index, _ in rows] == list(range(len(rows)))
     assert all(isinstance(r, dict | ManifestRowError) for _, r in rows)
 
@@ -112,10 +115,8 @@ def test_an_object_without_differences_is_never_an_answer(data: dict):
 @FAST
 def test_arbitrary_text_is_an_answer_or_a_judge_output_error(text: str):
     for parse in (parse_judge_output, parse_paper_text):
-        try:
+        with contextlib.suppress(JudgeOutputError):
             parse(text)
-        except JudgeOutputError:
-            pass
 
 
 PAPER_PIECES = ["[DIFFERENCE 1]\n", "ASPECT: dogs\n", "CAPTION_A_CLAIM: two dogs\n",
@@ -128,19 +129,15 @@ PAPER_PIECES = ["[DIFFERENCE 1]\n", "ASPECT: dogs\n", "CAPTION_A_CLAIM: two dogs
 @given(st.lists(st.sampled_from(PAPER_PIECES), max_size=40).map("".join))
 @FAST
 def test_the_paper_parser_only_raises_judge_output_errors(text: str):
-    try:
+    with contextlib.suppress(JudgeOutputError):
         parse_paper_text(text)
-    except JudgeOutputError:
-        pass
 
 
 @given(st.text(max_size=300))
 @FAST
 def test_the_verification_parser_only_raises_judge_output_errors(text: str):
-    try:
+    with contextlib.suppress(JudgeOutputError):
         parse_verification(text, [Claim("1A", "a dog")])
-    except JudgeOutputError:
-        pass
 
 
 ANSWER_SHAPES = {
@@ -160,10 +157,8 @@ def test_answer_parsing_is_linear(shape: str):
     parse = parse_paper_text if shape.startswith("paper") else parse_judge_output
 
     def attempt(text: str) -> None:
-        try:
+        with contextlib.suppress(JudgeOutputError):
             parse(text)
-        except JudgeOutputError:
-            pass
 
     assert_linear(attempt, ANSWER_SHAPES[shape], n=10_000)
 

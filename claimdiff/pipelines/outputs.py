@@ -116,10 +116,13 @@ def top_failure_reasons(stages: Iterable[str], classes: Iterable[str],
     for stage, error_class, message in zip(stages, classes, messages, strict=True):
         key = (str(stage), str(error_class), failure_reason(str(message)))
         counts[key] += 1
-        examples.setdefault(key, str(message).split("\n", 1)[0][:300])
+        example = str(message).split("\n", 1)[0][:300]
+        # the smallest example, and ties in count by name: the same whatever the shard order
+        examples[key] = min(examples.get(key, example), example)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return [FailureReason(stage=stage, error_class=error_class, reason=reason, count=count,
                           example=examples[(stage, error_class, reason)])
-            for (stage, error_class, reason), count in counts.most_common(TOP_FAILURE_REASONS)]
+            for (stage, error_class, reason), count in ranked[:TOP_FAILURE_REASONS]]
 
 
 def account(output: str, rows_in: int) -> Accounting:
@@ -222,5 +225,5 @@ def is_out_of_space(exc: BaseException) -> bool:
 
 def out_of_space(output: str, exc: BaseException) -> OutOfSpaceError:
     return OutOfSpaceError(
-        f"no space left on the filesystem of {output} ({type(exc).__name__}); the run did not "
-        "commit and its staging files were removed: free some space and rerun with --overwrite")
+        f"no space left on the filesystem of {output}; the run did not commit and its staging "
+        "files were removed: free some space and rerun with --overwrite")

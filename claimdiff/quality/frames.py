@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from claimdiff.errors import UnreadableRunError
-from claimdiff.io.datasets import has_dataset, read_shard, shard_schema, shards
+from claimdiff.io.datasets import has_dataset, read_run_manifest, read_shard, shard_schema, shards
 from claimdiff.pipelines import outputs
 from claimdiff.quality.expectations import (
     DATASET_MODELS,
@@ -46,7 +46,7 @@ from claimdiff.quality.expectations import (
     table_of,
 )
 from claimdiff.schemas.arrow import arrow_schema, arrow_type
-from claimdiff.schemas.rows import Outcome, RowStatus
+from claimdiff.schemas.rows import Outcome, RowStatus, reward_row_model
 from claimdiff.schemas.run import Accounting, RunManifest
 
 if TYPE_CHECKING:
@@ -143,9 +143,22 @@ def _castable(observed: pa.DataType, expected: pa.DataType) -> bool:
     return True
 
 
+def _model_of(output: str, dataset: str) -> type[BaseModel]:
+    """The row model a dataset was written with: `rewards/` has one struct field per preset the
+    run configured (`preset_values`), so its model is built from the run's presets."""
+    model = DATASET_MODELS[dataset]
+    if dataset != "rewards":
+        return model
+    try:
+        presets = read_run_manifest(output).config["rewards"]["presets"]
+        return reward_row_model([str(preset["name"]) for preset in presets])
+    except (KeyError, TypeError):
+        return model
+
+
 def read_dataset(output: str, dataset: str) -> DatasetRead:
     """Every shard of one dataset, conformed to the model's Arrow schema where it can be."""
-    model = DATASET_MODELS[dataset]
+    model = _model_of(output, dataset)
     expected = arrow_schema(model)
     paths = shards(output, dataset)
     schema_rows: list[dict[str, Any]] = []
