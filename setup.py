@@ -22,6 +22,7 @@ TRANSFORMERS = [
     "safetensors>=0.4",
     "xgrammar==0.2.8",
 ]
+TEST = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"]
 EXTRAS = {
     "transformers": TRANSFORMERS,
     # GPU workers: the CUDA vLLM wheel brings its own torch and transformers. CPU test machines
@@ -40,13 +41,16 @@ EXTRAS = {
     "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs>=2024.6"],
     # the frontier picture of `claimdiff sweep`
     "plot": ["matplotlib>=3.8"],
-    # playwright drives the system's Chromium in the report's browser test (it never downloads
-    # a browser of its own: `playwright install` is not run); duckdb, pandas and polars: the
-    # tests read one preset's rewards as each of them would; hypothesis: property tests;
-    # moto and s3fs: a real S3-compatible server on loopback
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.11", "types-PyYAML",
-            "playwright>=1.45", "duckdb>=1.1", "pandas>=2.2", "polars>=1.0",
-            "hypothesis>=6.100", "moto[server]>=5.0", "s3fs>=2024.6", "boto3>=1.34"],
+    # what the test suites need everywhere (the vLLM environment too, which pins its own
+    # stack: keep this list small)
+    "test": TEST,
+    # the main environment's development tools: the test tools, linters; playwright drives the
+    # system's Chromium in the report's browser test (it never downloads a browser of its own);
+    # duckdb, pandas and polars: the tests read one preset's rewards as each of them would; moto
+    # and s3fs: a real S3-compatible server on loopback
+    "dev": [*TEST, "ruff>=0.6", "mypy>=1.11", "types-PyYAML", "playwright>=1.45",
+            "duckdb>=1.1", "pandas>=2.2", "polars>=1.0", "moto[server]>=5.0", "s3fs>=2024.6",
+            "boto3>=1.34"],
 }
 
 setup(

@@ -30,9 +30,9 @@ from typing import Any
 from PIL import Image
 
 from claimdiff.errors import JudgeOutputError
-from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest
-from claimdiff.judges.parsing import parse_judge_output
-from claimdiff.judges.prompting import load_prompt
+from claimdiff.judges.backends.base import Decoding, JudgeBackend, JudgeRequest
+from claimdiff.judges.formats.json_answer import parse_judge_output
+from claimdiff.judges.prompting.templates import load_prompt
 from claimdiff.schemas.judge import decoding_schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -120,7 +120,7 @@ def main() -> None:
 
     import torch
 
-    from claimdiff.judges.transformers_backend import TransformersBackend
+    from claimdiff.judges.backends.transformers import TransformersBackend
 
     cuda = torch.cuda.is_available()
     requests = make_requests(args.requests)
@@ -157,17 +157,18 @@ def vllm_rows(tmp: Path, requests: list[JudgeRequest], decoding: Decoding,
     except ImportError as exc:
         print(f"vllm rows skipped: {exc}")
         return []
-    from claimdiff.judges.transformers_backend import TransformersBackend
-    from claimdiff.judges.vllm_backend import VllmBackend
+    from claimdiff.judges.backends.transformers import TransformersBackend
+    from claimdiff.judges.backends.vllm import VllmBackend
 
     qwen = build_tiny_qwen2vl(tmp / "qwen")
     memory: dict[str, Any] = ({"gpu_memory_utilization": 0.3} if cuda
                               else {"kv_cache_memory_bytes": KV_CACHE_BYTES_CPU})
     engine = {"dtype": "float32", "max_model_len": 4096, "enforce_eager": True,
               "limit_mm_per_prompt": {"image": 1, "video": 0}, **memory}
-    backend = VllmBackend(str(qwen), SCHEMA, seed=0, **engine)
+    from claimdiff.config import VllmOptions
+
+    backend = VllmBackend(str(qwen), SCHEMA, VllmOptions(**engine), seed=0)
     ours, ours_s = timed(backend, requests, decoding, len(requests))
-    print(f"vllm backend stats: {backend.stats()}")
     # Reuse the backend's engine: a second one would not fit beside it on every GPU.
     raw, raw_s = raw_vllm(backend._llm, requests, decoding)
     device = "cuda" if cuda else "cpu"

@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 from claimdiff.config import ClaimdiffConfig, load_config
 from claimdiff.io.images import load_image
 from claimdiff.io.manifest import iter_manifest, validate_row
-from claimdiff.judges.handler import decoding_params, judge_batch
-from claimdiff.judges.labels_backend import LabelsBackend
-from claimdiff.judges.prompting import load_prompt
+from claimdiff.judges.backends.labels import LabelsBackend
+from claimdiff.judges.judge_setup import JudgeSetup
+from claimdiff.judges.loop import judge_batch
 from claimdiff.pipelines.judge import JudgeJob, run_judge
 from claimdiff.rewards.presets import compute_rewards
 from claimdiff.rewards.stats import Provenance, derive
@@ -38,10 +38,9 @@ from claimdiff.transforms.judge import prepare
 
 
 def plain_loop(manifest: str, out: Path, config: ClaimdiffConfig) -> int:
-    prompt = load_prompt(config.judge.prompt_name)
+    setup = JudgeSetup.build(config)
     mapper = TypeMapper(config.taxonomy)
     backend = LabelsBackend()
-    decoding = decoding_params(config.judge)
     images = {}
     differences: list[DifferenceRow] = []
     rows = 0
@@ -51,14 +50,14 @@ def plain_loop(manifest: str, out: Path, config: ClaimdiffConfig) -> int:
                            allowed_schemes=config.images.allowed_schemes)
         if row.image_uri not in images:
             images[row.image_uri] = load_image(row.image_uri, config.images)
-        item = prepare((images[row.image_uri], row), prompt, prompt.version, "labels", decoding)
-        [result] = judge_batch([item], backend, config.judge)
+        item = prepare((images[row.image_uri], row), setup)
+        [result] = judge_batch([item], backend, setup)
         assert result.output is not None
         provenance = Provenance(run_id="plain", image_sha256=item.image.sha256,
-                                judge_model="labels", prompt_version=prompt.version,
-                                decoding=decoding, cache_key=item.cache_key, attempts=1)
+                                judge_model=setup.model_id, prompt_version=setup.prompt_version,
+                                decoding=setup.decoding, cache_key=item.cache_key, attempts=1)
         found, stats = derive(row, result.output, provenance, config, mapper)
-        compute_rewards(stats, config.rewards)
+        compute_rewards(stats, config.rewards, config.severity)
         differences.extend(found)
         rows += 1
     pq.write_table(to_table(differences, DifferenceRow), out / "differences.parquet",

@@ -562,7 +562,7 @@ def run() -> None:
     code = main()
     # os._exit below skips atexit and weakref finalizers: stop local judge servers here, and
     # wait for them (a worker's own death is covered by each server's guard process).
-    from claimdiff.judges.server_guard import stop_all_servers
+    from claimdiff.serving.server_guard import stop_all_servers
 
     stop_all_servers()
     sys.stdout.flush()

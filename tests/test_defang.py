@@ -1,9 +1,10 @@
 """Tag defanging, tried with generated variants of every spelling of a tag.
 
-The checker here is written independently of `claimdiff.judges.defang`: it takes the *reader's*
-view of the defanged text (NFKD, HTML entities decoded again and again, JSON/C escapes and
-percent-encoding decoded, invisible characters dropped, lookalike brackets folded) and looks for
-anything shaped like a tag there. Whatever spelling the generator builds, none may survive.
+The checker here is written independently of `claimdiff.judges.prompting.defang`: it takes
+the *reader's* view of the defanged text (NFKD, HTML entities decoded again and again, JSON/C
+escapes and percent-encoding decoded, invisible characters dropped, lookalike brackets folded)
+and looks for anything shaped like a tag there. Whatever spelling the generator builds, none
+may survive.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claimdiff.judges.defang import defang
-from claimdiff.judges.prompting import load_prompt
+from claimdiff.judges.prompting.defang import defang
+from claimdiff.judges.prompting.templates import load_prompt
 from tests.support.linear import assert_linear
 
 OPENERS = ["<", "\uff1c", "\ufe64", "\u226e", "&lt;", "&LT;", "&lt", "&#60;", "&#060;", "&#x3c;",

@@ -32,7 +32,6 @@ from claimdiff.evaluation import (
 from claimdiff.evaluation.evaluate import swap_consistency
 from claimdiff.evaluation.join import join
 from claimdiff.evaluation.load import GoldItem, GoldSet, RunOutput, derive_gold
-from claimdiff.evaluation.matching import assign, jaccard, match_text, tokens
 from claimdiff.evaluation.metrics import (
     UNMATCHED,
     actor_type,
@@ -45,6 +44,7 @@ from claimdiff.evaluation.metrics import (
 )
 from claimdiff.evaluation.ordering import OrderingRow, PresetId, reward_ordering
 from claimdiff.evaluation.report import Detection, SwapConsistency
+from claimdiff.matching import assign, jaccard, match_text, tokens
 from claimdiff.rewards.taxonomy import TypeMapper
 from claimdiff.sample_data import png_bytes, write_sample
 from claimdiff.schemas.judge import JudgeOutput

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from claimdiff.errors import JudgeOutputError
-from claimdiff.judges.paper_format import parse_paper_text, render_paper_text
+from claimdiff.judges.formats.paper_text import parse_paper_text, render_paper_text
 from claimdiff.schemas.judge import JudgeOutput
 
 Error = tuple[str, str, int | None] | None
@@ -275,7 +275,7 @@ def test_separators_are_found_as_the_regex_finds_them() -> None:
     import random
     import re
 
-    from claimdiff.judges.paper_format import _separators
+    from claimdiff.judges.formats.paper_text import _separators
 
     regex = re.compile(r"\s+[-–—]\s+|\s*[,;]\s+")
     alphabet = [" ", "\t", "\u00a0", "-", "–", "—", ",", ";", "a", "b"]

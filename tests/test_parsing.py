@@ -5,7 +5,7 @@ import json
 import pytest
 
 from claimdiff.errors import JudgeOutputError
-from claimdiff.judges.parsing import parse_judge_output
+from claimdiff.judges.formats.json_answer import parse_judge_output
 from tests.conftest import diff, gold
 
 VALID = json.dumps(gold(diff("dogs", "two dogs", "one dog", "reference",

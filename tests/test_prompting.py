@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from claimdiff.errors import ConfigError
-from claimdiff.judges.prompting import load_prompt, neutralise
+from claimdiff.judges.prompting.templates import load_prompt, neutralise
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 INJECTION = (
@@ -29,7 +29,7 @@ def test_rendered_prompt_matches_snapshot(name: str):
 
 
 def test_rendered_verification_prompt_matches_snapshot():
-    from claimdiff.judges.verification import Claim, render_claims
+    from claimdiff.judges.passes.verification import Claim, render_claims
 
     rendered = load_prompt("verify").render(claims=render_claims([
         Claim("1A", "There are three dogs."),
@@ -93,7 +93,7 @@ def test_only_tags_change():
 
 
 def test_a_prompt_variant_must_have_the_fields_of_its_role(tmp_path):
-    from claimdiff.judges.prompting import PromptTemplate
+    from claimdiff.judges.prompting.templates import PromptTemplate
 
     variant = PromptTemplate(name="terse", text="Compare $reference with the image.")
     with pytest.raises(ConfigError, match=r"prompt 'terse' has no field \$caption"):

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from claimdiff.errors import JudgeOutputError, ManifestError, ManifestRowError
 from claimdiff.io.manifest import iter_manifest
-from claimdiff.judges.paper_format import parse_paper_text
-from claimdiff.judges.parsing import parse_judge_output
-from claimdiff.judges.verification import Claim, parse_verification
+from claimdiff.judges.formats.json_answer import parse_judge_output
+from claimdiff.judges.formats.paper_text import parse_paper_text
+from claimdiff.judges.passes.verification import Claim, parse_verification
 from tests.support.linear import assert_linear
 
 FAST = settings(max_examples=300, deadline=None,

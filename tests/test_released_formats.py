@@ -10,21 +10,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from PIL import Image
 
-from claimdiff.config import JudgeConfig
 from claimdiff.errors import JudgeOutputError
-from claimdiff.io.images import LoadedImage
-from claimdiff.judges.answer_tags import answer_text, has_think_and_answer, judge_answer
-from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer
-from claimdiff.judges.hall_vs_miss import parse_hall_vs_miss, parse_hall_vs_miss_judge_output
-from claimdiff.judges.handler import JudgeItem, decoding_params, judge_batch
-from claimdiff.judges.holistic import parse_holistic
-from claimdiff.judges.paper_format import parse_paper_text
-from claimdiff.judges.parsing import parser_for
+from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer
+from claimdiff.judges.formats import parser_for
+from claimdiff.judges.formats.answer_tags import answer_text, has_think_and_answer, judge_answer
+from claimdiff.judges.formats.hall_vs_miss import (
+    parse_hall_vs_miss,
+    parse_hall_vs_miss_judge_output,
+)
+from claimdiff.judges.formats.holistic import parse_holistic
+from claimdiff.judges.formats.paper_text import parse_paper_text
+from claimdiff.judges.loop import judge_batch
 from claimdiff.schemas.baselines import HallVsMissOutput, HolisticOutput
 from claimdiff.schemas.judge import JudgeOutput
-from claimdiff.schemas.rows import InputRow
+from tests.support.judging import item, setup_of
 
 
 def error(type_: str, detail: str = "", severity: int | None = None,
@@ -272,12 +272,6 @@ class Replay:
         return [self._answers.pop(0) for _ in requests]
 
 
-def _item(config: JudgeConfig) -> JudgeItem:
-    row = InputRow(manifest="m", row_index=0, image="a.png", image_uri="/a.png",
-                   reference="Two dogs.", caption="Three dogs.", sample_id="s", actor_id="a")
-    image = LoadedImage("/a.png", "0" * 64, 4, 4, Image.new("RGB", (4, 4)))
-    return JudgeItem(row=row, image=image, prompt="judge this", prompt_version="p",
-                     judge_model="replay", decoding=decoding_params(config), cache_key="k")
 
 
 @pytest.mark.parametrize("first", [
@@ -286,8 +280,10 @@ def _item(config: JudgeConfig) -> JudgeItem:
     RawAnswer(text=""),
 ], ids=["no-overall", "null-content", "empty"])
 def test_incomplete_and_null_answers_are_retried(first: RawAnswer):
-    config = JudgeConfig(output_format="paper_text", prompt="paper_v1", max_attempts=2)
-    [result] = judge_batch([_item(config)], Replay(first, RawAnswer(text=V1_ANSWER)), config)
+    setup = setup_of(output_format="paper_text", prompt="paper_v1", max_attempts=2,
+                     constrained=False)
+    [result] = judge_batch([item(setup, reference="Two dogs.", caption="Three dogs.")],
+                           Replay(first, RawAnswer(text=V1_ANSWER)), setup)
     assert result.ok
     assert result.attempts == 2
     assert result.output == V1_EXPECTED

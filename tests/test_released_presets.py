@@ -26,8 +26,8 @@ from claimdiff.config import (
     TradeoffPreset,
     load_config,
 )
-from claimdiff.judges.handler import decoding_params
-from claimdiff.judges.paper_format import parse_paper_text
+from claimdiff.judges.formats.paper_text import parse_paper_text
+from claimdiff.judges.judge_setup import decoding_params
 from claimdiff.rewards.presets import compute_rewards, preset_values, reward_value
 from claimdiff.rewards.stats import Provenance, derive, empty_stats
 from claimdiff.rewards.taxonomy import TypeMapper

@@ -14,7 +14,7 @@ from claimdiff.config import (
     RewardsConfig,
     TradeoffPreset,
 )
-from claimdiff.judges.handler import decoding_params
+from claimdiff.judges.judge_setup import decoding_params
 from claimdiff.rewards.presets import actor_only, compute_rewards, relative, tradeoff
 from claimdiff.rewards.stats import (
     Provenance,

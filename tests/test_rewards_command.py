@@ -15,7 +15,7 @@ import pytest
 
 from claimdiff.cli import EXIT_OK, EXIT_USAGE, main
 from claimdiff.io.datasets import read_rows
-from claimdiff.judges.paper_format import render_paper_text
+from claimdiff.judges.formats.paper_text import render_paper_text
 from claimdiff.schemas.judge import JudgeOutput
 from claimdiff.schemas.rows import DifferenceRow, RewardRow
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from claimdiff.judges.swap import compare, mirror, selected
+from claimdiff.judges.passes.swap import compare, mirror, selected
 from claimdiff.schemas.judge import JudgeOutput, Judgment, Overall
 from tests.conftest import diff, gold
 

@@ -29,7 +29,7 @@ from PIL import Image
 
 from claimdiff.config import ClaimdiffConfig, TaxonomyConfig
 from claimdiff.io.manifest import iter_manifest, validate_row
-from claimdiff.judges.handler import decoding_params
+from claimdiff.judges.judge_setup import decoding_params
 from claimdiff.rewards.outcomes import difference_kind, outcomes_of
 from claimdiff.rewards.stats import Provenance, count_hedges, derive
 from claimdiff.rewards.taxonomy import TypeMapper

@@ -21,9 +21,9 @@ pytest.importorskip("xgrammar")
 import torch
 from PIL import Image
 
-from claimdiff.errors import MissingExtraError
-from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest
-from claimdiff.judges.transformers_backend import TransformersBackend
+from claimdiff.errors import ContextOverflowError, MissingExtraError
+from claimdiff.judges.backends.base import Decoding, JudgeBackend, JudgeRequest
+from claimdiff.judges.backends.transformers import TransformersBackend
 from claimdiff.schemas.judge import JudgeOutput, decoding_schema
 from tests.support.tiny_vlm import IMAGE_TOKEN, IMAGE_TOKENS, build_tiny_llava
 
@@ -103,7 +103,7 @@ def test_batch_answers_are_valid_judge_output(backend, model_dir, requests) -> N
     for answer in answers:
         assert answer.error is None
         assert answer.finish_reason == "stop", answer.text
-        assert int(answer.extra["new_tokens"]) < COMPLETE_TOKENS
+        assert (answer.new_tokens or 0) < COMPLETE_TOKENS
         # Strict JSON parsing is enough: decoding_schema's patterns exclude the raw control
         # characters that xgrammar's plain JSON string rule would let through (those would need
         # json.loads(text, strict=False)).
@@ -130,7 +130,7 @@ def test_tiny_budget_reports_length_and_invalid_json(backend, requests) -> None:
     answers = backend.judge(requests, Decoding(max_new_tokens=TRUNCATE_TOKENS))
     for answer in answers:
         assert answer.finish_reason == "length"
-        assert answer.extra["new_tokens"] == str(TRUNCATE_TOKENS)
+        assert answer.new_tokens == TRUNCATE_TOKENS
         assert answer.text.startswith("{")
         with pytest.raises(json.JSONDecodeError):
             json.loads(answer.text, strict=False)
@@ -144,7 +144,8 @@ def test_prompt_past_the_context_fails_alone(backend, requests) -> None:
     answers = backend.judge([requests[0], runaway, requests[1]], decoding)
     assert answers[1].text is None
     assert answers[1].error is not None
-    assert "does not fit the model's context of 8192 tokens" in answers[1].error
+    assert isinstance(answers[1].error, ContextOverflowError)
+    assert "does not fit the model's context of 8192 tokens" in str(answers[1].error)
     alone = backend.judge([requests[0], requests[1]], decoding)
     assert [a.text for a in (answers[0], answers[2])] == [a.text for a in alone]
 
@@ -164,10 +165,10 @@ def test_a_prompt_near_the_context_does_not_shrink_its_batch_mates(backend, requ
     room = 8192 - length(near.prompt)
     assert 0 < room < COMPLETE_TOKENS
     answers = backend.judge([requests[0], near, requests[1]], decoding)
-    assert answers[1].extra["max_tokens"] == str(room)
+    assert answers[1].max_tokens == room
     alone = backend.judge([requests[0], requests[1]], decoding)
     assert [a.text for a in (answers[0], answers[2])] == [a.text for a in alone]
-    assert {a.extra["max_tokens"] for a in alone} == {str(COMPLETE_TOKENS)}
+    assert {a.max_tokens for a in alone} == {COMPLETE_TOKENS}
 
 
 def test_text_only_request_in_mixed_batch(backend, requests) -> None:
@@ -201,7 +202,7 @@ def test_unconstrained_with_system_prompt(model_dir, requests) -> None:
     for answer in answers:
         assert isinstance(answer.text, str)
         assert answer.finish_reason in {"stop", "length"}
-        assert int(answer.extra["new_tokens"]) <= 8
+        assert (answer.new_tokens or 0) <= 8
 
 
 def test_full_default_schema_compiles(model_dir) -> None:

@@ -1,5 +1,5 @@
-"""Two-pass verification: the implied judgments, the combination rules, and the handler's
-verification pass over a scripted backend (the handler is under test; the backend only replays
+"""Two-pass verification: the implied judgments, the combination rules, and the verification
+pass of the judging loop over a scripted backend (the loop is under test; the backend only replays
 answers, as a model would give them)."""
 
 from __future__ import annotations
@@ -9,14 +9,12 @@ import re
 from collections.abc import Sequence
 
 import pytest
-from PIL import Image
 
-from claimdiff.config import JudgeConfig
 from claimdiff.errors import JudgeOutputError
-from claimdiff.io.images import LoadedImage
-from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer
-from claimdiff.judges.handler import JudgeItem, decoding_params, judge_batch
-from claimdiff.judges.verification import (
+from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer
+from claimdiff.judges.judge_setup import JudgeSetup
+from claimdiff.judges.loop import judge_batch
+from claimdiff.judges.passes.verification import (
     Claim,
     claims_of,
     combine,
@@ -26,9 +24,11 @@ from claimdiff.judges.verification import (
     render_claims,
     verdicts_for,
 )
+from claimdiff.judges.records import JudgeItem
 from claimdiff.schemas.judge import JudgeOutput, Judgment, Verdict
-from claimdiff.schemas.rows import DifferenceKind, InputRow, Stage
+from claimdiff.schemas.rows import DifferenceKind, Stage
 from tests.conftest import diff, gold
+from tests.support.judging import item, setup_of
 
 V, J, K = Verdict, Judgment, DifferenceKind
 
@@ -132,14 +132,8 @@ class Scripted:
         return answers
 
 
-def _item() -> JudgeItem:
-    config = JudgeConfig(mode="two_pass")
-    row = InputRow(manifest="m", row_index=0, image="a.png", image_uri="/a.png",
-                   reference="Two dogs and a lamp.", caption="Three dogs and a cat.",
-                   sample_id="s", actor_id="a")
-    image = LoadedImage("/a.png", "0" * 64, 4, 4, Image.new("RGB", (4, 4)))
-    return JudgeItem(row=row, image=image, prompt="judge this", prompt_version="p",
-                     judge_model="scripted", decoding=decoding_params(config), cache_key="k")
+def _item(setup: JudgeSetup) -> JudgeItem:
+    return item(setup, reference="Two dogs and a lamp.", caption="Three dogs and a cat.")
 
 
 def _verdicts(**verdicts: str) -> str:
@@ -147,12 +141,12 @@ def _verdicts(**verdicts: str) -> str:
                                     for k, v in verdicts.items()]})
 
 
-def test_handler_runs_the_second_pass_per_difference():
+def test_the_loop_runs_the_second_pass_per_difference():
     backend = Scripted(OUTPUT.model_dump_json(), [
         _verdicts(c1A="supported", c1R="contradicted"),  # disagrees with "reference"
         _verdicts(c2R="supported"), _verdicts(c3A="supported")])
-    config = JudgeConfig(mode="two_pass", verify_granularity="difference")
-    [result] = judge_batch([_item()], backend, config)
+    setup = setup_of(mode="two_pass", verify_granularity="difference")
+    [result] = judge_batch([_item(setup)], backend, setup)
     assert result.ok
     assert result.verify_disagreements == 1
     assert result.first_judgments == (J.REFERENCE, J.REFERENCE, J.ACTOR)
@@ -168,7 +162,8 @@ def test_handler_runs_the_second_pass_per_difference():
 
 def test_invalid_verification_fails_the_row_after_retries():
     backend = Scripted(OUTPUT.model_dump_json(), ["nonsense", '{"verdicts": []}'])
-    [result] = judge_batch([_item()], backend, JudgeConfig(mode="two_pass", max_attempts=2))
+    setup = setup_of(mode="two_pass", max_attempts=2)
+    [result] = judge_batch([_item(setup)], backend, setup)
     assert not result.ok
     assert result.stage is Stage.VERIFY
     assert result.attempts == 2

@@ -11,7 +11,8 @@ matcher), `metrics`, `ordering` (reward ordering checks), `report` (models and r
 """
 
 from claimdiff.evaluation.evaluate import evaluate
-from claimdiff.evaluation.matching import (
+from claimdiff.evaluation.report import EvaluationReport, render_table, write_report
+from claimdiff.matching import (
     DEFAULT_THRESHOLD,
     Alignment,
     EmbeddingScorer,
@@ -20,7 +21,6 @@ from claimdiff.evaluation.matching import (
     align,
     lexical_score,
 )
-from claimdiff.evaluation.report import EvaluationReport, render_table, write_report
 
 __all__ = [
     "DEFAULT_THRESHOLD",

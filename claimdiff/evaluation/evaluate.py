@@ -6,7 +6,9 @@ from claimdiff.config import ClaimdiffConfig
 from claimdiff.evaluation import metrics
 from claimdiff.evaluation.join import Joined, JoinedItem, join
 from claimdiff.evaluation.load import GoldItem, load_gold, load_run, resolve_config
-from claimdiff.evaluation.matching import (
+from claimdiff.evaluation.ordering import OrderingRow, PresetId, reward_ordering
+from claimdiff.evaluation.report import EvaluationReport, RewardOrdering, SwapConsistency
+from claimdiff.matching import (
     DEFAULT_THRESHOLD,
     Alignment,
     Scorer,
@@ -14,8 +16,6 @@ from claimdiff.evaluation.matching import (
     lexical_score,
     scorer_name,
 )
-from claimdiff.evaluation.ordering import OrderingRow, PresetId, reward_ordering
-from claimdiff.evaluation.report import EvaluationReport, RewardOrdering, SwapConsistency
 
 ACTOR_ID = "actor_id"
 SWAP_NOTE = ("the run judged no row with the captions' roles swapped (judge.swap_fraction "

@@ -19,7 +19,7 @@ from claimdiff.config import ClaimdiffConfig
 from claimdiff.errors import ConfigError, JudgeOutputError, RowError
 from claimdiff.io.datasets import has_dataset, read_rows, read_run_manifest
 from claimdiff.io.manifest import expand_manifests, iter_manifest, validate_row
-from claimdiff.judges.parsing import parse_judge_output
+from claimdiff.judges.formats.json_answer import parse_judge_output
 from claimdiff.rewards.stats import Provenance, derive
 from claimdiff.rewards.taxonomy import TypeMapper
 from claimdiff.schemas.judge import JudgeOutput
@@ -109,7 +109,7 @@ def gold_decoding(config: ClaimdiffConfig) -> DecodingParams:
 
     Built by the pipeline's own function so the model's fields are always complete.
     """
-    from claimdiff.judges.handler import decoding_params  # imports Beam: only when needed
+    from claimdiff.judges.judge_setup import decoding_params
 
     return decoding_params(config.judge, config.images.max_side)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
-from claimdiff.evaluation.matching import Alignment
 from claimdiff.evaluation.report import (
     ConfusionMatrix,
     Detection,
@@ -18,6 +17,7 @@ from claimdiff.evaluation.report import (
     PolicyBalance,
     SeverityAgreement,
 )
+from claimdiff.matching import Alignment
 from claimdiff.schemas.rows import CanonicalType, DifferenceRow, Outcome
 
 UNMATCHED = "unmatched"

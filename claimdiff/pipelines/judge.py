@@ -12,15 +12,14 @@ from datetime import UTC, datetime
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from claimdiff.config import ClaimdiffConfig, JudgeConfig
+from claimdiff.config import ClaimdiffConfig
 from claimdiff.errors import PipelineFailed
 from claimdiff.io.claims import OutputClaim
 from claimdiff.io.manifest import expand_manifests
-from claimdiff.judges.factory import check_model_source, model_id
-from claimdiff.judges.handler import METRICS_NAMESPACE as JUDGE_NAMESPACE
-from claimdiff.judges.handler import decoding_params, prompt_version
-from claimdiff.judges.prompting import PromptTemplate, load_prompt
-from claimdiff.judges.special_tokens import special_tokens_of
+from claimdiff.judges.backends.factory import build_backend
+from claimdiff.judges.events import judge_stats
+from claimdiff.judges.judge_setup import JudgeSetup
+from claimdiff.judges.model_handler import BackendFactory
 from claimdiff.pipelines import outputs
 from claimdiff.redaction import Redactor
 from claimdiff.runners.options import sanitised_options
@@ -46,21 +45,18 @@ class JudgeJob:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     overwrite: bool = False
     take_over: bool = False
+    backend_factory: BackendFactory = build_backend  # another backend for tests and callers
 
 
-def build(
-    pipeline: beam.Pipeline, job: JudgeJob, manifests: Sequence[str], prompt: PromptTemplate
-) -> None:
+def build(pipeline: beam.Pipeline, job: JudgeJob, manifests: Sequence[str],
+          setup: JudgeSetup) -> None:
     """Wire the stages; the whole DAG on one screen."""
     config, run_id = job.config, job.run_id
     rows = pipeline | "ReadManifest" >> ReadManifest(
         manifests, run_id, config.images.allowed_schemes, config.manifest.max_text_chars)
     images = rows.ok | "LoadImages" >> LoadImages(run_id, config.images)
-    special = (special_tokens_of(config.judge.model) if config.judge.backend != "labels"
-               else frozenset())
-    judged = images.ok | "Judge" >> Judge(run_id, config.judge, prompt, config.images.max_side,
-                                           special)
-    derived = judged.ok | "Derive" >> Derive(run_id, config)
+    judged = images.ok | "Judge" >> Judge(run_id, setup, job.backend_factory)
+    derived = judged.ok | "Derive" >> Derive(run_id, config, setup)
 
     failed = (
         (rows.failures, images.failures, judged.failures, derived.failures)
@@ -112,40 +108,6 @@ def _metrics(
     return counters, distributions
 
 
-def judge_stats(counters: dict[str, int], config: JudgeConfig) -> dict[str, float | None]:
-    """Per-run judge statistics from the handler's counters: prefix-cache hits (backends that
-    report token counts), verification disagreements and position-swap consistency.
-
-    A rate with nothing under it is null, never 1.0 or 0.0: a swap check whose every call failed
-    must not read as a perfectly consistent judge.
-    """
-    def count(name: str) -> int:
-        return counters.get(f"{JUDGE_NAMESPACE}/{name}", 0)
-
-    def rate(part: int, whole: int) -> float | None:
-        return part / whole if whole else None
-
-    noise: dict[str, float | None] = {}
-    if count("prompt_tokens"):
-        prompt, cached = count("prompt_tokens"), count("cached_prompt_tokens")
-        noise |= {"prompt_tokens": prompt, "cached_prompt_tokens": cached,
-                  "prefix_cache_hit_rate": cached / prompt}
-    if config.mode == "two_pass":
-        checked, disagreed = count("verify_differences"), count("verify_disagreements")
-        noise |= {"verify_requests": count("verify_requests"), "verify_differences": checked,
-                  "verify_exempt": count("verify_exempt"), "verify_disagreements": disagreed,
-                  "verify_disagreement_rate": rate(disagreed, checked)}
-    if config.swap_fraction > 0:
-        original, swapped = count("swap_original_differences"), count("swap_swapped_differences")
-        matched, agreed = count("swap_matched"), count("swap_judgment_agreements")
-        noise |= {
-            "swap_rows": count("swap_rows"), "swap_failures": count("swap_failures"),
-            "swap_difference_consistency": rate(2 * matched, original + swapped),
-            "swap_judgment_consistency": rate(agreed, matched),
-        }
-    return noise
-
-
 def run_judge(
     job: JudgeJob,
     options: PipelineOptions,
@@ -157,15 +119,12 @@ def run_judge(
     raises is `PipelineFailed` (no `run.json`); errors found before it starts are `ClaimdiffError`s.
     """
     config = job.config
-    prompt = load_prompt(config.judge.prompt_name).require("reference", "caption")
-    if config.judge.mode == "two_pass":
-        load_prompt(config.judge.verify_prompt).require("claims")
-    check_model_source(config.judge)
+    setup = JudgeSetup.build(config)  # the run's constants, once, for every stage and run.json
     manifests = expand_manifests(job.manifest, config.images.allowed_schemes)
     try:
         with OutputClaim.acquire(job.output, job.run_id, take_over=job.take_over, clock=clock):
             outputs.prepare_output(job.output, overwrite=job.overwrite)
-            return _run_claimed(job, options, clock, manifests, prompt)
+            return _run_claimed(job, options, clock, manifests, setup)
     except OSError as exc:
         if outputs.is_out_of_space(exc):
             raise outputs.out_of_space(job.output, exc) from exc
@@ -173,12 +132,12 @@ def run_judge(
 
 
 def _run_claimed(job: JudgeJob, options: PipelineOptions, clock: Callable[[], float],
-                 manifests: Sequence[str], prompt: PromptTemplate) -> RunManifest:
+                 manifests: Sequence[str], setup: JudgeSetup) -> RunManifest:
     """The run itself, once the output folder is this run's alone."""
     config = job.config
     started = clock()
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, job, manifests, prompt)
+    build(pipeline, job, manifests, setup)
     try:
         result = pipeline.run()
         result.wait_until_finish()
@@ -215,17 +174,19 @@ def _run_claimed(job: JudgeJob, options: PipelineOptions, clock: Callable[[], fl
         duration_s=round(finished - started, 3),
         code_version=code_version(),
         judge_backend=config.judge.backend,
-        judge_model=model_id(config.judge),
-        prompt_name=prompt.name,
-        prompt_version=prompt_version(config.judge),
-        decoding=decoding_params(config.judge, config.images.max_side).model_dump(),
+        judge_model=setup.model_id,
+        prompt_name=setup.prompt.name,
+        prompt_version=setup.prompt_version,
+        decoding=setup.decoding.model_dump(),
         config=json.loads(config.model_dump_json()),
         config_sha256=config.sha256(),
         pipeline_options=sanitised_options(options),
         timings={"pipeline_s": round(pipeline_s, 3),
                  "accounting_s": round(finished - started - pipeline_s, 3)},
         counters=counters,
-        judge_stats=judge_stats(counters, config.judge),
+        judge_stats=judge_stats(counters, two_pass=setup.verify_prompt is not None,
+                                swap=config.judge.swap_fraction > 0,
+                                holistic=setup.holistic_prompt is not None),
         distributions=distributions,
         accounting=accounting,
         failure_share=round(share, 6),

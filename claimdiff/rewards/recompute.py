@@ -32,7 +32,7 @@ from pydantic import TypeAdapter, ValidationError
 from claimdiff.config import ClaimdiffConfig, Preset, load_config
 from claimdiff.errors import ConfigError, JudgeOutputError
 from claimdiff.io.datasets import filesystem, has_dataset, join, read_rows
-from claimdiff.judges.parsing import parser_for
+from claimdiff.judges.formats import parser_for
 from claimdiff.rewards.presets import reward_value
 from claimdiff.rewards.stats import row_stats, with_derived_fields
 from claimdiff.rewards.taxonomy import TypeMapper

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from claimdiff.config import AmbiguityConfig, ClaimdiffConfig, SeverityConfig
-from claimdiff.judges.answer_tags import answer_text, has_think_and_answer
+from claimdiff.judges.formats.answer_tags import answer_text, has_think_and_answer
 from claimdiff.rewards.outcomes import (
     actor_erred,
     difference_kind,

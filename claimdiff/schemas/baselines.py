@@ -6,7 +6,7 @@
 - `HolisticOutput`: the holistic baseline's single 0-10 score of the whole caption.
 
 Both are records of their own kind (a different judge task), parsed by
-`claimdiff.judges.hall_vs_miss` and `claimdiff.judges.holistic`.
+`claimdiff.judges.formats.hall_vs_miss` and `claimdiff.judges.formats.holistic`.
 """
 
 from __future__ import annotations

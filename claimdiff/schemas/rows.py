@@ -323,6 +323,9 @@ class RewardRow(BaseModel):
         "row so a parse can be audited and redone without calling the judge")
     verify_answers: list[str] | None = Field(
         default=None, description="the raw verification answers (two-pass mode), in order")
+    holistic_answer: str | None = Field(
+        default=None, description="the raw answer of the holistic call, where a holistic "
+        "preset asked for one")
     metadata: str | None = None
 
     @field_validator("preset_values", mode="before")

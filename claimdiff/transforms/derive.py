@@ -9,8 +9,9 @@ import apache_beam as beam
 
 from claimdiff.config import ClaimdiffConfig
 from claimdiff.errors import JudgeOutputError
-from claimdiff.judges.hall_vs_miss import parse_hall_vs_miss
-from claimdiff.judges.handler import JudgeResult
+from claimdiff.judges.formats.hall_vs_miss import parse_hall_vs_miss
+from claimdiff.judges.judge_setup import JudgeSetup
+from claimdiff.judges.records import JudgeResult
 from claimdiff.rewards.presets import compute_rewards, preset_values
 from claimdiff.rewards.stats import Provenance, derive
 from claimdiff.rewards.taxonomy import TypeMapper
@@ -28,9 +29,10 @@ class DeriveOutputs(NamedTuple):
 
 
 class _Derive(beam.DoFn):
-    def __init__(self, run_id: str, config: ClaimdiffConfig) -> None:
+    def __init__(self, run_id: str, config: ClaimdiffConfig, setup: JudgeSetup) -> None:
         self._run_id = run_id
         self._config = config
+        self._setup = setup
         self._mapper: TypeMapper | None = None
 
     def setup(self) -> None:
@@ -40,9 +42,10 @@ class _Derive(beam.DoFn):
         assert result.output is not None
         assert self._mapper is not None
         item, row = result.item, result.item.row
+        setup = self._setup
         provenance = Provenance(
-            run_id=self._run_id, image_sha256=item.image.sha256, judge_model=item.judge_model,
-            prompt_version=item.prompt_version, decoding=item.decoding,
+            run_id=self._run_id, image_sha256=item.image.sha256, judge_model=setup.model_id,
+            prompt_version=setup.prompt_version, decoding=setup.decoding,
             cache_key=item.cache_key, attempts=result.attempts)
         try:
             # the hall_vs_miss answer's own records (the parsed output holds them as claim
@@ -51,7 +54,8 @@ class _Derive(beam.DoFn):
                     if self._config.judge.output_format == "hall_vs_miss" else None)
             differences, stats = derive(row, result.output, provenance, self._config,
                                         self._mapper, result.first_judgments,
-                                        result.verify_disagreements, hall=hall)
+                                        result.verify_disagreements, hall=hall,
+                                        holistic_score=result.holistic_score)
             reward, rewards = compute_rewards(stats, self._config.rewards,
                                               self._config.severity)
         except (ValueError, KeyError, JudgeOutputError) as exc:
@@ -69,26 +73,31 @@ class _Derive(beam.DoFn):
             reward=reward, rewards=rewards, preset_values=preset_values(rewards), stats=stats,
             swap=result.swap,
             image_sha256=item.image.sha256,
-            judge_model=item.judge_model, prompt_version=item.prompt_version,
-            decoding=item.decoding, cache_key=item.cache_key, raw_answer=result.raw_output,
+            judge_model=setup.model_id, prompt_version=setup.prompt_version,
+            decoding=setup.decoding, cache_key=item.cache_key, raw_answer=result.raw_output,
             verify_answers=list(result.verify_raw) if result.verify_raw is not None else None,
+            holistic_answer=result.holistic_raw,
             metadata=row.metadata))
 
 
+@beam.typehints.with_input_types(JudgeResult)
 class Derive(beam.PTransform):
     """`JudgeResult` -> `DifferenceRow`s, one `RewardRow` per row, and `Failed` (stage derive).
 
-    Outcomes follow the table of DESIGN §2 (`rewards.outcomes`); error types are mapped to the
-    canonical taxonomy, missing severities come from the keyword rule; rewards are the configured
-    presets over the row's statistics.
+    Outcomes follow the outcome table (`rewards.outcomes`); error types are mapped to the
+    canonical taxonomy, missing severities come from the keyword rule; rewards are the
+    configured presets over the row's statistics. Provenance (judge model, prompt version,
+    decoding) comes from the run's `JudgeSetup`.
     """
 
-    def __init__(self, run_id: str, config: ClaimdiffConfig) -> None:
+    def __init__(self, run_id: str, config: ClaimdiffConfig, setup: JudgeSetup) -> None:
         super().__init__()
         self._run_id = run_id
         self._config = config
+        self._setup = setup
 
     def expand(self, results: beam.PCollection) -> DeriveOutputs:
         outputs = results | "DeriveRows" >> beam.ParDo(
-            _Derive(self._run_id, self._config)).with_outputs(DIFFERENCES, REWARDS, FAILURES)
+            _Derive(self._run_id, self._config, self._setup)).with_outputs(
+            DIFFERENCES, REWARDS, FAILURES)
         return DeriveOutputs(outputs[DIFFERENCES], outputs[REWARDS], outputs[FAILURES])

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from claimdiff.config import VllmOptions
 from tests.vllm.settings import KV_CACHE_BYTES, LIMIT_MM, MAX_MODEL_LEN, small_schema
 
 if TYPE_CHECKING:
-    from claimdiff.judges.vllm_backend import VllmBackend
+    from claimdiff.judges.backends.vllm import VllmBackend
 
 # Read by vLLM when it is imported and when an engine starts, so set before any test imports it.
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -45,15 +46,13 @@ def tiny_qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def vllm_backend(tiny_qwen_dir: Path) -> VllmBackend:
     """One in-process engine for the whole session (the backend and pipeline tests share it)."""
     pytest.importorskip("vllm")
-    from claimdiff.judges.vllm_backend import VllmBackend
+    from claimdiff.judges.backends.vllm import VllmBackend
 
-    return VllmBackend(
-        str(tiny_qwen_dir),
-        small_schema(),
-        dtype="float32",
-        max_model_len=MAX_MODEL_LEN,
-        max_num_seqs=8,
-        kv_cache_memory_bytes=KV_CACHE_BYTES,
-        limit_mm_per_prompt=LIMIT_MM,
-        enforce_eager=True,
-    )
+    return VllmBackend(str(tiny_qwen_dir), small_schema(), vllm_options())
+
+
+def vllm_options() -> VllmOptions:
+    """Engine options for the tiny model on this CPU machine, as `judge.vllm` would hold them."""
+    return VllmOptions(dtype="float32", max_model_len=MAX_MODEL_LEN, max_num_seqs=8,
+                       kv_cache_memory_bytes=KV_CACHE_BYTES, limit_mm_per_prompt=LIMIT_MM,
+                       enforce_eager=True)

@@ -29,21 +29,27 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
-from claimdiff.errors import ConfigError
-from claimdiff.judges import server_guard
-from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest
-from claimdiff.judges.openai_backend import OpenAIBackend, VllmServer, _retry_after_seconds
-from claimdiff.judges.server_guard import pid_alive
+from claimdiff.config import OpenAIOptions
+from claimdiff.errors import ConfigError, JudgeUnavailableError, RefusalError
+from claimdiff.judges.backends.base import Decoding, JudgeBackend, JudgeRequest
+from claimdiff.judges.backends.openai import OpenAIBackend, _retry_after_seconds
+from claimdiff.serving import server_guard
+from claimdiff.serving.server_guard import pid_alive
+from claimdiff.serving.vllm_server import VllmServer
 from tests.vllm.loopback import NO_USAGE, Captured, LoopbackServer, Reply, completion
 
 KEY_ENV = "CLAIMDIFF_TEST_OPENAI_KEY"
 KEY = "sk-claimdiff-fake-0123456789abcdef"
 FAKE_SERVER = str(Path(__file__).with_name("fake_vllm_server.py"))
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
-# The `extra` keys the handler sums with int() (claimdiff.judges.handler.TOKEN_COUNTS; not
-# imported: the handler pulls in Beam).
+# The counts an answer carries (`RawAnswer` fields the judging loop sums into run.json).
 TOKEN_COUNTS = ("prompt_tokens", "cached_prompt_tokens", "new_tokens")
+
+
+def counts(answer: Any) -> dict[str, int]:
+    return {k: getattr(answer, k) for k in TOKEN_COUNTS if getattr(answer, k) is not None}
 
 
 @pytest.fixture(autouse=True)
@@ -75,14 +81,21 @@ class Sleeps:
         self.calls.append(seconds)
 
 
-def backend(url: str | None, sleeps: Sleeps | None = None, **options: object) -> OpenAIBackend:
-    """A backend with test defaults: the test key, two retries, backoff recorded not slept."""
-    schema = options.pop("json_schema", SCHEMA)
-    settings: dict[str, object] = {
-        "api_key_env": KEY_ENV, "max_retries": 2, "backoff_s": 0.5, "timeout_s": 10.0}
-    settings.update(options)
-    return OpenAIBackend(url, "tiny-judge", schema,  # type: ignore[arg-type]
-                         sleep=sleeps or Sleeps(), **settings)  # type: ignore[arg-type]
+def options_of(url: str | None, **settings: Any) -> OpenAIOptions:
+    """The backend's option model, with the test key and the given settings."""
+    return OpenAIOptions(**{"base_url": url, "api_key_env": KEY_ENV, **settings})
+
+
+def backend(url: str | None, sleeps: Sleeps | None = None, **settings: Any) -> OpenAIBackend:
+    """A backend with test defaults: the test key, two retries, backoff recorded not slept;
+    `start_server` holds `VllmServer` options for a server of the test's making."""
+    schema = settings.pop("json_schema", SCHEMA)
+    server = settings.pop("start_server", None)
+    system_prompt = settings.pop("system_prompt", None)
+    options = options_of(url, **{"max_retries": 2, "backoff_s": 0.5, "timeout_s": 10.0,
+                                 **settings})
+    return OpenAIBackend("tiny-judge", schema, options, server_options=server,
+                         system_prompt=system_prompt, sleep=sleeps or Sleeps())
 
 
 def scripted(*replies: Reply) -> Callable[[Captured], Reply]:
@@ -109,8 +122,8 @@ def test_vllm_request_body_and_answer(serve) -> None:
     assert answers[0].text == '{"ok":true}'
     assert answers[0].finish_reason == "stop"
     assert answers[0].error is None
-    assert answers[0].extra["attempts"] == "1"
-    assert answers[0].extra["prompt_tokens"] == "11"
+    assert answers[0].transport_attempts == 1
+    assert answers[0].prompt_tokens == 11
     (sent,) = server.requests
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["Authorization"] == f"Bearer {KEY}"
@@ -160,23 +173,21 @@ def test_request_schema_overrides_and_unconstrained_stays_free(serve) -> None:
     ([11, 7], {}),
     ({"prompt_tokens": "11", "completion_tokens": True, "prompt_tokens_details": [3]}, {}),
     ({"prompt_tokens": 11.0, "completion_tokens": -1, "prompt_tokens_details": {}},
-     {"prompt_tokens": "11"}),
+     {"prompt_tokens": 11}),
     ({"prompt_tokens": 11, "completion_tokens": 7,
       "prompt_tokens_details": {"cached_tokens": None}},
-     {"prompt_tokens": "11", "new_tokens": "7"}),
+     {"prompt_tokens": 11, "new_tokens": 7}),
 ], ids=["missing", "null", "null-fields", "string", "list", "wrong-types", "partly-valid",
         "null-cached"])
 def test_answers_without_usable_token_counts_are_still_answers(
-        serve, usage: Any, expected: dict[str, str]) -> None:
+        serve, usage: Any, expected: dict[str, int]) -> None:
     server = serve(scripted(completion('{"ok":true}', usage=usage)))
     with backend(server.url) as judge:
         (answer,) = judge.judge([request()], Decoding())
     assert (answer.text, answer.error) == ('{"ok":true}', None)
-    # only integer strings, and only the counts the server gave: the handler int()s them
-    assert {k: v for k, v in answer.extra.items() if k in TOKEN_COUNTS} == expected
-    stats = judge.stats()
-    assert stats["prompt_tokens"] == int(expected.get("prompt_tokens", 0))
-    assert stats["answers"] == 1
+    # only the counts the server gave as whole numbers: nothing guessed
+    assert counts(answer) == expected
+    assert answer.transport_attempts == 1
 
 
 def test_cached_prompt_tokens_are_reported_per_answer(serve) -> None:
@@ -186,11 +197,8 @@ def test_cached_prompt_tokens_are_reported_per_answer(serve) -> None:
     with backend(server.url) as judge:
         answers = judge.judge([request("a"), request("b")], Decoding())
     for answer in answers:
-        assert {k: answer.extra[k] for k in TOKEN_COUNTS} == {
-            "prompt_tokens": "40", "cached_prompt_tokens": "30", "new_tokens": "7"}
-    stats = judge.stats()
-    assert (stats["cached_prompt_tokens"], stats["prompt_tokens"]) == (60, 80)
-    assert stats["prefix_cache_hit_rate"] == 0.75
+        assert counts(answer) == {"prompt_tokens": 40, "cached_prompt_tokens": 30,
+                                  "new_tokens": 7}
 
 
 def test_message_or_content_of_the_wrong_shape_is_malformed(serve) -> None:
@@ -204,11 +212,11 @@ def test_message_or_content_of_the_wrong_shape_is_malformed(serve) -> None:
         completion("{}")))
     with backend(server.url, max_concurrency=1) as judge:
         answers = judge.judge([request(str(i)) for i in range(4)], Decoding())
-    assert [a.error.split(":")[0] if a.error else None for a in answers] == [
+    assert [str(a.error).split(":")[0] if a.error else None for a in answers] == [
         "malformed response (TypeError)", "malformed response (content is a list)",
         "malformed response (TypeError)", None]
     assert all(a.text is None for a in answers[:3])
-    assert judge.stats()["errors"] == 3
+    assert all(isinstance(a.error, JudgeUnavailableError) for a in answers[:3])
 
 
 def test_length_and_refusal_and_malformed_answers(serve) -> None:
@@ -221,10 +229,11 @@ def test_length_and_refusal_and_malformed_answers(serve) -> None:
             [request("a"), request("b"), request("c")], Decoding())
     assert (cut.text, cut.finish_reason, cut.error) == ('{"ok":', "length", None)
     assert refused.text is None
-    assert "without content" in refused.error
-    assert "I cannot help" in refused.error
-    assert malformed.error.startswith("malformed response")
-    assert "not json" in malformed.error
+    assert isinstance(refused.error, RefusalError)  # retried by the loop like an empty answer
+    assert "without content" in str(refused.error)
+    assert "I cannot help" in str(refused.error)
+    assert str(malformed.error).startswith("malformed response")
+    assert "not json" in str(malformed.error)
 
 
 def test_5xx_is_retried_with_exponential_backoff_and_jitter(serve) -> None:
@@ -233,13 +242,12 @@ def test_5xx_is_retried_with_exponential_backoff_and_jitter(serve) -> None:
     with backend(server.url, sleeps, max_retries=3, backoff_s=0.4) as judge:
         (answer,) = judge.judge([request()], Decoding())
     assert answer.text == "{}"
-    assert answer.extra["attempts"] == "3"
+    assert answer.transport_attempts == 3
     assert len(server.requests) == 3
     first, second = sleeps.calls
     # equal jitter: between half and all of 0.4 * 2**(attempt - 1)
     assert 0.2 <= first <= 0.4
     assert 0.4 <= second <= 0.8
-    assert judge.stats()["retries"] == 2
 
 
 def test_retry_after_is_honoured_and_capped(serve) -> None:
@@ -291,9 +299,9 @@ def test_client_errors_are_not_retried(serve) -> None:
     with backend(server.url, sleeps) as judge:
         (answer,) = judge.judge([request()], Decoding())
     assert answer.text is None
-    assert answer.error.startswith("HTTP 400: ")
-    assert "maximum context length" in answer.error
-    assert answer.extra["attempts"] == "1"
+    assert str(answer.error).startswith("HTTP 400: ")
+    assert "maximum context length" in str(answer.error)
+    assert answer.transport_attempts == 1
     assert sleeps.calls == []
 
 
@@ -302,8 +310,8 @@ def test_persistent_5xx_gives_up_per_request(serve) -> None:
     with backend(server.url, max_retries=2) as judge:
         answers = judge.judge([request("a"), request("b")], Decoding())
     for answer in answers:
-        assert answer.error.startswith("gave up after 3 attempts: HTTP 500: ")
-        assert len(answer.error) < 400  # the body is cut to a snippet
+        assert str(answer.error).startswith("gave up after 3 attempts: HTTP 500: ")
+        assert len(str(answer.error)) < 400  # the body is cut to a snippet
     assert len(server.requests) == 6
 
 
@@ -315,10 +323,10 @@ def test_connection_refused_is_retried_then_an_error() -> None:
     sleeps = Sleeps()
     with backend(f"http://127.0.0.1:{port}/v1", sleeps, max_retries=2) as judge:
         (answer,) = judge.judge([request()], Decoding())
-    assert answer.error.startswith("gave up after 3 attempts: connection error: ")
-    assert "Refused" in answer.error
+    assert str(answer.error).startswith("gave up after 3 attempts: connection error: ")
+    assert "Refused" in str(answer.error)
     assert len(sleeps.calls) == 2
-    assert judge.stats()["connection_errors"] == 3
+    assert answer.transport_attempts == 3
 
 
 def test_timeout_is_retried_then_an_error(serve) -> None:
@@ -326,8 +334,8 @@ def test_timeout_is_retried_then_an_error(serve) -> None:
     started = time.monotonic()
     with backend(server.url, timeout_s=0.2, max_retries=1) as judge:
         (answer,) = judge.judge([request()], Decoding())
-    assert answer.error == "gave up after 2 attempts: timed out after 0.2 s"
-    assert judge.stats()["timeouts"] == 2
+    assert str(answer.error) == "gave up after 2 attempts: timed out after 0.2 s"
+    assert answer.transport_attempts == 2
     assert time.monotonic() - started < 5
 
 
@@ -341,13 +349,13 @@ def test_timeout_is_a_deadline_for_the_whole_request(in_headers: bool) -> None:
     with (serve_http({"/v1/chat/completions": trickle(0.05, in_headers=in_headers)}) as base,
           backend(f"{base}/v1", timeout_s=0.3, max_retries=1) as judge):
         (answer,) = judge.judge([request()], Decoding())
-    assert answer.error == "gave up after 2 attempts: timed out after 0.3 s"
+    assert str(answer.error) == "gave up after 2 attempts: timed out after 0.3 s"
 
 
 @pytest.mark.parametrize("timeout", [0.0, -1.0, float("inf"), float("nan")])
 def test_non_finite_or_non_positive_timeouts_are_refused(timeout: float) -> None:
-    with pytest.raises(ConfigError, match="finite timeout_s > 0"):
-        OpenAIBackend("http://127.0.0.1:1/v1", "m", timeout_s=timeout)
+    with pytest.raises(ValidationError, match="timeout_s"):
+        OpenAIOptions(base_url="http://127.0.0.1:1/v1", timeout_s=timeout)
 
 
 def test_concurrency_is_bounded(serve) -> None:
@@ -392,9 +400,9 @@ def test_api_key_never_appears_in_answers_errors_or_repr(serve) -> None:
     server = serve(echo_headers)
     with backend(server.url, max_retries=1) as judge:
         answers = judge.judge([request("400"), request("503")], Decoding())
-        texts = [repr(judge), str(judge.stats()), *(repr(a) for a in answers)]
+        texts = [repr(judge), *(repr(a) for a in answers), *(str(a.error) for a in answers)]
     assert all(a.error is not None for a in answers)
-    assert "[redacted]" in answers[0].error
+    assert "[redacted]" in str(answers[0].error)
     for text in texts:
         assert KEY not in text
     assert KEY not in repr(vars(answers[0]))
@@ -416,9 +424,9 @@ def test_a_key_is_required_only_for_a_remote_openai_endpoint(monkeypatch, serve)
 
 
 def test_invalid_options() -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ValidationError):
         backend("http://127.0.0.1:9/v1", server_type="sglang")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ValidationError):
         backend("http://127.0.0.1:9/v1", max_concurrency=0)
     with pytest.raises(ConfigError, match="base_url"):
         backend(None)
@@ -467,7 +475,7 @@ def test_server_starts_answers_and_stops_its_whole_group(tmp_path: Path) -> None
         assert info["pid"] == info["pgid"] == server.pid
         assert group_alive(server.pid)
         assert server.running()
-        with OpenAIBackend(url, "tiny-model", api_key_env=KEY_ENV) as judge:
+        with OpenAIBackend("tiny-model", None, options_of(url)) as judge:
             assert judge.judge([request()], Decoding())[0].text == "{}"
     finally:
         server.stop()
@@ -540,6 +548,8 @@ def test_api_key_on_the_server_command_line_is_refused(args: list[str]) -> None:
         VllmServer("m", command=["vllm", "serve", *args])
     with pytest.raises(ConfigError, match="--api-key"):
         backend(None, start_server={"args": args})
+    with pytest.raises(ValidationError, match="--api-key"):
+        options_of(None, start_server=True, server_args=args)
 
 
 def test_other_api_arguments_are_allowed() -> None:
@@ -550,9 +560,9 @@ def test_requests_to_a_dead_local_server_fail_at_once(tmp_path: Path, caplog) ->
     record = tmp_path / "record.json"
     sleeps = Sleeps()
     judge = OpenAIBackend(
-        None, "tiny-model", api_key_env=KEY_ENV, max_retries=4, sleep=sleeps,
-        start_server={"command": [sys.executable, FAKE_SERVER], "startup_timeout_s": 30,
-                      "args": ["--echo-key", "--record", str(record)]})
+        "tiny-model", None, options_of(None, max_retries=4), sleep=sleeps,
+        server_options={"command": [sys.executable, FAKE_SERVER], "startup_timeout_s": 30,
+                        "args": ["--echo-key", "--record", str(record)]})
     server = judge.server
     assert server is not None
     assert server.pid is not None
@@ -564,16 +574,16 @@ def test_requests_to_a_dead_local_server_fail_at_once(tmp_path: Path, caplog) ->
         with caplog.at_level(logging.WARNING):
             answers = judge.judge([request("a"), request("b")], Decoding())
         for answer in answers:
-            error = answer.error
             assert answer.text is None
-            assert error is not None
+            assert isinstance(answer.error, JudgeUnavailableError)
+            error = str(answer.error)
             assert error.startswith(
                 "the local vLLM server is not running (exited with status 137 (SIGKILL)); "
                 "log tail:\n")
             assert "fake vLLM server starting" in error
             assert KEY not in error  # the log held it
             assert "[redacted]" in error
-            assert answer.extra["attempts"] == "0"
+            assert answer.transport_attempts == 0
         assert sleeps.calls == []  # no backoff spent on a server that is gone
         child = json.loads(record.read_text())["child_pid"]
         wait_for(lambda: not pid_alive(child), 10, "the crashed server's child outlived it")
@@ -593,9 +603,9 @@ def test_server_only_on_loopback() -> None:
 def test_backend_starts_and_stops_its_server(tmp_path: Path) -> None:
     record = tmp_path / "record.json"
     judge = OpenAIBackend(
-        None, "served-name", api_key_env=KEY_ENV,
-        start_server={"model": "/models/x", "command": [sys.executable, FAKE_SERVER],
-                      "args": ["--record", str(record)], "startup_timeout_s": 30})
+        "served-name", None, options_of(None),
+        server_options={"model": "/models/x", "command": [sys.executable, FAKE_SERVER],
+                        "args": ["--record", str(record)], "startup_timeout_s": 30})
     server = judge.server
     assert server is not None
     assert judge.base_url == server.base_url
@@ -609,7 +619,7 @@ def test_server_is_stopped_when_the_interpreter_exits(tmp_path: Path) -> None:
     """A job that never calls stop() (Beam never closes its models) still leaves no server."""
     script = textwrap.dedent(f"""
         import sys
-        from claimdiff.judges.openai_backend import VllmServer
+        from claimdiff.serving.vllm_server import VllmServer
         server = VllmServer("m", command=[sys.executable, {FAKE_SERVER!r}], startup_timeout_s=30)
         server.start()
         print(server.pid, flush=True)

@@ -2,7 +2,7 @@
 
 One server (started and stopped by a module fixture through `VllmServer`) serves the normal,
 too-long, timeout, concurrency and authentication tests; the kill test starts its own through
-`OpenAIBackend(start_server=...)`, since it ends it.
+`OpenAIBackend(server_options=...)`, since it ends it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,10 +21,12 @@ pytest.importorskip("vllm")
 
 from PIL import Image
 
-from claimdiff.judges.base import Decoding, JudgeRequest
-from claimdiff.judges.openai_backend import OpenAIBackend, VllmServer
-from claimdiff.judges.server_guard import group_alive
+from claimdiff.config import OpenAIOptions
+from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer
+from claimdiff.judges.backends.openai import OpenAIBackend
 from claimdiff.schemas.judge import JudgeOutput
+from claimdiff.serving.server_guard import group_alive
+from claimdiff.serving.vllm_server import VllmServer
 from tests.vllm.loopback import LoopbackServer, forward_to
 from tests.vllm.settings import SERVER_ENV, server_args, small_schema
 
@@ -50,10 +53,23 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
 
 
-def client(url: str, model: Path, **options: object) -> OpenAIBackend:
-    settings: dict[str, object] = {"api_key_env": KEY_ENV, "backoff_s": 0.05}
-    settings.update(options)
-    return OpenAIBackend(url, str(model), small_schema(), **settings)  # type: ignore[arg-type]
+class CountingBackend(OpenAIBackend):
+    """Counts its answers as they arrive (the kill test stops the server after two)."""
+
+    answered = 0
+
+    def _answer(self, payload: bytes, attempts: int) -> RawAnswer:
+        answer = super()._answer(payload, attempts)
+        if answer.error is None:
+            self.answered += 1
+        return answer
+
+
+def client(url: str | None, model: Path, **settings: Any) -> CountingBackend:
+    server = settings.pop("start_server", None)
+    options = OpenAIOptions(**{"base_url": url, "api_key_env": KEY_ENV, "backoff_s": 0.05,
+                               **settings})
+    return CountingBackend(str(model), small_schema(), options, server_options=server)
 
 
 def image(color: tuple[int, int, int], size: tuple[int, int] = (80, 60)) -> Image.Image:
@@ -71,14 +87,13 @@ def test_answers_are_valid_judge_output(server, tiny_qwen_dir) -> None:
     ]
     with client(server.base_url, tiny_qwen_dir) as judge:
         answers = judge.judge(requests, COMPLETE)
-        stats = judge.stats()
     for answer in answers:
         assert answer.error is None, answer.error
         assert answer.finish_reason == "stop"
-        assert answer.extra["attempts"] == "1"
+        assert answer.transport_attempts == 1
+        assert answer.prompt_tokens
         JudgeOutput.model_validate_json(answer.text)
-    assert stats["answers"] == 4
-    assert stats["prompt_tokens"] > 0
+    assert judge.answered == 4
 
 
 def test_prompt_too_long_is_a_request_error(server, tiny_qwen_dir) -> None:
@@ -86,9 +101,9 @@ def test_prompt_too_long_is_a_request_error(server, tiny_qwen_dir) -> None:
                 JudgeRequest(key="ok", prompt="Actor: a dog. Reference: a cat.")]
     with client(server.base_url, tiny_qwen_dir) as judge:
         too_long, fine = judge.judge(requests, COMPLETE)
-    assert too_long.error.startswith("HTTP 400: ")
-    assert "maximum context length" in too_long.error
-    assert too_long.extra["attempts"] == "1"  # a client error is not retried
+    assert str(too_long.error).startswith("HTTP 400: ")
+    assert "maximum context length" in str(too_long.error)
+    assert too_long.transport_attempts == 1  # a client error is not retried
     assert fine.error is None
 
 
@@ -109,7 +124,7 @@ def test_rejected_image_prompt_does_not_break_the_next_one(server, tiny_qwen_dir
         (rejected,) = judge.judge([over], COMPLETE)
         (after,) = judge.judge(
             [JudgeRequest(key="after", prompt="Actor: a square.", image=picture)], COMPLETE)
-    assert rejected.error.startswith("HTTP 400: ")
+    assert str(rejected.error).startswith("HTTP 400: ")
     assert after.error is None, after.error
     JudgeOutput.model_validate_json(after.text)
 
@@ -119,7 +134,7 @@ def test_tiny_timeout_is_retried_then_an_error(server, tiny_qwen_dir) -> None:
                            image=image((1, 2, 3)))
     with client(server.base_url, tiny_qwen_dir, timeout_s=0.005, max_retries=1) as judge:
         (answer,) = judge.judge([request], COMPLETE)
-    assert answer.error == "gave up after 2 attempts: timed out after 0.005 s"
+    assert str(answer.error) == "gave up after 2 attempts: timed out after 0.005 s"
     with client(server.base_url, tiny_qwen_dir) as judge:  # the server is still fine
         assert judge.judge([request], COMPLETE)[0].error is None
 
@@ -143,13 +158,13 @@ def test_api_key_never_appears_in_errors(server, tiny_qwen_dir, monkeypatch) -> 
     with client(server.base_url, tiny_qwen_dir) as judge:
         (unauthorized,) = judge.judge([request], COMPLETE)
         texts += [repr(judge), repr(unauthorized)]
-    assert unauthorized.error.startswith("HTTP 401: ")
-    assert unauthorized.extra["attempts"] == "1"
+    assert str(unauthorized.error).startswith("HTTP 401: ")
+    assert unauthorized.transport_attempts == 1
     monkeypatch.setenv(KEY_ENV, KEY)
     with client(server.base_url, tiny_qwen_dir, timeout_s=0.005, max_retries=0) as judge:
         answers = judge.judge(
             [request, JudgeRequest(key="l", prompt="~" * 2000)], COMPLETE)
-        texts += [repr(judge), str(judge.stats()), *(repr(a) for a in answers)]
+        texts += [repr(judge), *(repr(a) for a in answers), *(str(a.error) for a in answers)]
     assert all(answer.error for answer in answers)
     for text in texts:
         assert KEY not in text
@@ -171,7 +186,7 @@ def test_server_killed_mid_run(tiny_qwen_dir) -> None:
 
     def kill_after_two_answers() -> None:
         deadline = time.monotonic() + 120
-        while judge.stats()["answers"] < 2 and time.monotonic() < deadline:
+        while judge.answered < 2 and time.monotonic() < deadline:
             time.sleep(0.005)
         os.killpg(server.pid, signal.SIGKILL)  # a crash, not a shutdown
 
@@ -186,9 +201,10 @@ def test_server_killed_mid_run(tiny_qwen_dir) -> None:
         judge.close()
     assert [a.error is None for a in answers[:2]] == [True, True]
     # the status is known once the guard has ended the rest of the group, which can lag
-    assert answers[-1].error.startswith("the local vLLM server is not running (exited")
+    assert str(answers[-1].error).startswith("the local vLLM server is not running (exited")
     for answer in answers[2:]:
-        assert answer.error.startswith(("gave up after", "the local vLLM server is not running"))
+        assert str(answer.error).startswith(
+            ("gave up after", "the local vLLM server is not running"))
     for answer in answers:
         assert (answer.error is None) != (answer.text is None)
     assert not group_alive(server.pid)

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from claimdiff.judges.openai_backend import VllmServer, stop_all_servers
-from claimdiff.judges.server_guard import (
+from claimdiff.serving.server_guard import (
     _requested_grace,
     describe_status,
     group_alive,
     pid_alive,
 )
+from claimdiff.serving.vllm_server import VllmServer, stop_all_servers
 
 FAKE_SERVER = str(Path(__file__).with_name("fake_vllm_server.py"))
 REPO = Path(__file__).parents[2]
@@ -44,7 +44,7 @@ def run_parent(body: str, record: Path) -> subprocess.CompletedProcess[str]:
     # The log goes next to the record: a parent that dies abruptly cannot delete a temporary one.
     script = textwrap.dedent(f"""
         import json, os, signal, sys, threading, time
-        from claimdiff.judges.openai_backend import VllmServer, stop_all_servers
+        from claimdiff.serving.vllm_server import VllmServer, stop_all_servers
         server = VllmServer("m", command=[sys.executable, {FAKE_SERVER!r}],
                             args=["--record", {str(record)!r}], startup_timeout_s=30,
                             log_path={str(record.with_suffix(".log"))!r})

@@ -9,6 +9,7 @@ healthy, a cut answer is retried once with a larger budget, and prefix-cache hit
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,10 @@ pytest.importorskip("vllm")
 
 from PIL import Image
 
-from claimdiff.judges.base import Decoding, JudgeBackend, JudgeRequest, RawAnswer
-from claimdiff.judges.prompting import load_prompt
-from claimdiff.judges.vllm_backend import VllmBackend
+from claimdiff.errors import ContextOverflowError, JudgeUnavailableError
+from claimdiff.judges.backends.base import Decoding, JudgeBackend, JudgeRequest, RawAnswer
+from claimdiff.judges.backends.vllm import VllmBackend
+from claimdiff.judges.prompting.templates import load_prompt
 from claimdiff.schemas.judge import JudgeOutput, decoding_schema
 from tests.vllm.settings import MAX_MODEL_LEN, small_schema
 
@@ -48,13 +50,14 @@ def requests() -> list[JudgeRequest]:
 
 
 def prompt_tokens(answer: RawAnswer) -> int:
-    return int(answer.extra["prompt_tokens"])
+    assert answer.prompt_tokens is not None
+    return answer.prompt_tokens
 
 
 def test_answers_are_valid_judge_output(vllm_backend: VllmBackend, tiny_qwen_dir: Path,
                                         requests) -> None:
-    mismatches = vllm_backend.stats()["prompt_estimate_mismatches"]
-    answers = vllm_backend.judge(requests, Decoding(max_new_tokens=COMPLETE_TOKENS))
+    decoding = Decoding(max_new_tokens=COMPLETE_TOKENS)
+    answers = vllm_backend.judge(requests, decoding)
 
     assert isinstance(vllm_backend, JudgeBackend)
     assert vllm_backend.model_id == str(tiny_qwen_dir)
@@ -63,18 +66,22 @@ def test_answers_are_valid_judge_output(vllm_backend: VllmBackend, tiny_qwen_dir
     for answer in answers:
         assert answer.error is None
         assert answer.finish_reason == "stop", answer.text
-        assert int(answer.extra["new_tokens"]) < COMPLETE_TOKENS
-        assert answer.extra["length_retries"] == "0"
+        assert answer.new_tokens is not None
+        assert answer.new_tokens < COMPLETE_TOKENS
+        assert answer.length_retries == 0
         outputs.append(JudgeOutput.model_validate_json(answer.text))
     assert any(output.differences for output in outputs)
     # The pre-submission count (image tokens included) equals vLLM's own for every prompt.
-    assert vllm_backend.stats()["prompt_estimate_mismatches"] == mismatches
+    for index, (request, answer) in enumerate(zip(requests, answers, strict=True)):
+        job = vllm_backend._plan(index, request, decoding)
+        assert not isinstance(job, RawAnswer)
+        assert job.prompt_tokens == prompt_tokens(answer), request.key
     assert prompt_tokens(answers[2]) > prompt_tokens(answers[3])
 
 
 def test_float32_answers_equal_the_transformers_backend(vllm_backend, tiny_qwen_dir,
                                                         requests) -> None:
-    from claimdiff.judges.transformers_backend import TransformersBackend
+    from claimdiff.judges.backends.transformers import TransformersBackend
 
     reference = TransformersBackend(str(tiny_qwen_dir), small_schema(), dtype="float32")
     decoding = Decoding(max_new_tokens=COMPLETE_TOKENS)
@@ -84,7 +91,7 @@ def test_float32_answers_equal_the_transformers_backend(vllm_backend, tiny_qwen_
         assert got.text == want.text, request.key
         assert got.finish_reason == want.finish_reason == "stop"
         # vLLM counts the EOS token among the generated ones, the transformers backend does not.
-        assert int(got.extra["new_tokens"]) == int(want.extra["new_tokens"]) + 1
+        assert got.new_tokens == (want.new_tokens or 0) + 1
 
 
 def test_greedy_is_deterministic_and_batch_independent(vllm_backend, requests) -> None:
@@ -109,13 +116,14 @@ def test_prompt_too_long_is_a_request_error_and_the_engine_stays_healthy(vllm_ba
     image = requests[0].image
     too_long = JudgeRequest(key="long", prompt=FILLER * MAX_MODEL_LEN, image=image)
     answers = vllm_backend.judge([too_long, requests[1]], Decoding(max_new_tokens=16))
-    # never submitted: an estimate, kept out of the run's prompt-token (cache hit) counts
-    assert "prompt_tokens" not in answers[0].extra
-    tokens = int(answers[0].extra["estimated_prompt_tokens"])
-    assert tokens > MAX_MODEL_LEN
+    # never submitted: kept out of the run's prompt-token (cache hit) counts
+    assert answers[0].prompt_tokens is None
+    assert isinstance(answers[0].error, ContextOverflowError)
+    found = re.fullmatch(rf"prompt of (\d+) tokens does not fit max_model_len={MAX_MODEL_LEN}",
+                         str(answers[0].error))
+    assert found is not None
+    assert int(found.group(1)) > MAX_MODEL_LEN
     assert answers[0].text is None
-    assert answers[0].error == (
-        f"prompt of {tokens} tokens does not fit max_model_len={MAX_MODEL_LEN}")
     assert answers[1].error is None
     # In vLLM 0.32 a prompt rejected after its image was processed breaks the next request with
     # the same image (multi-modal cache drift); the backend never submits such a prompt.
@@ -133,26 +141,26 @@ def test_context_boundary(vllm_backend) -> None:
 
     full, fits = vllm_backend.judge([sized(MAX_MODEL_LEN), sized(MAX_MODEL_LEN - 1)],
                                     Decoding(max_new_tokens=COMPLETE_TOKENS))
-    assert full.error == f"prompt of {MAX_MODEL_LEN} tokens does not fit max_model_len=" \
+    assert str(full.error) == f"prompt of {MAX_MODEL_LEN} tokens does not fit max_model_len=" \
         f"{MAX_MODEL_LEN}"
     assert fits.error is None
     assert prompt_tokens(fits) == MAX_MODEL_LEN - 1
     # Capped by the context, not by max_new_tokens; no retry can make room.
-    assert (fits.finish_reason, fits.extra["new_tokens"]) == ("length", "1")
-    assert (fits.extra["max_tokens"], fits.extra["length_retries"]) == ("1", "0")
+    assert (fits.finish_reason, fits.new_tokens) == ("length", 1)
+    assert (fits.max_tokens, fits.length_retries) == (1, 0)
 
 
 def test_cut_answer_is_retried_once_with_a_larger_budget(vllm_backend, requests) -> None:
     request = requests[0]
     (whole,) = vllm_backend.judge([request], Decoding(max_new_tokens=COMPLETE_TOKENS))
-    needed = int(whole.extra["new_tokens"])
-    retries = vllm_backend.stats()["length_retries"]
+    assert whole.new_tokens is not None
+    needed = whole.new_tokens
 
     # One token short: cut, retried with twice the budget, which is enough.
     (rescued,) = vllm_backend.judge([request], Decoding(max_new_tokens=needed - 1))
     assert (rescued.text, rescued.finish_reason) == (whole.text, "stop")
-    assert rescued.extra["length_retries"] == "1"
-    assert rescued.extra["max_tokens"] == str(2 * (needed - 1))
+    assert rescued.length_retries == 1
+    assert rescued.max_tokens == 2 * (needed - 1)
     # the tokens of the submission that gave the answer
     assert prompt_tokens(rescued) == prompt_tokens(whole)
 
@@ -160,18 +168,17 @@ def test_cut_answer_is_retried_once_with_a_larger_budget(vllm_backend, requests)
     (cut,) = vllm_backend.judge([request], Decoding(max_new_tokens=TRUNCATE_TOKENS))
     assert cut.finish_reason == "length"
     assert cut.error is None
-    assert (cut.extra["max_tokens"], cut.extra["length_retries"]) == ("10", "1")
+    assert (cut.max_tokens, cut.length_retries) == (10, 1)
     assert whole.text.startswith(cut.text)
     with pytest.raises(json.JSONDecodeError):
         json.loads(cut.text)
-    assert vllm_backend.stats()["length_retries"] == retries + 2
 
 
 def test_retry_factor_one_disables_the_retry(vllm_backend, requests, monkeypatch) -> None:
     monkeypatch.setattr(vllm_backend, "_retry_factor", 1.0)
     (cut,) = vllm_backend.judge([requests[0]], Decoding(max_new_tokens=TRUNCATE_TOKENS))
-    assert (cut.finish_reason, cut.extra["length_retries"]) == ("length", "0")
-    assert cut.extra["new_tokens"] == str(TRUNCATE_TOKENS)
+    assert (cut.finish_reason, cut.length_retries) == ("length", 0)
+    assert cut.new_tokens == TRUNCATE_TOKENS
 
 
 def test_prefix_cache_hits_are_reported(vllm_backend) -> None:
@@ -183,10 +190,8 @@ def test_prefix_cache_hits_are_reported(vllm_backend) -> None:
     (first,) = vllm_backend.judge([request], decoding)
     (second,) = vllm_backend.judge([request], decoding)
     assert prompt_tokens(first) > 1500
-    assert int(second.extra["cached_prompt_tokens"]) > prompt_tokens(second) // 2
-    stats = vllm_backend.stats()
-    assert 0.0 < stats["prefix_cache_hit_rate"] <= 1.0
-    assert stats["cached_prompt_tokens"] <= stats["prompt_tokens"]
+    assert second.cached_prompt_tokens is not None
+    assert prompt_tokens(second) // 2 < second.cached_prompt_tokens <= prompt_tokens(second)
 
 
 def test_request_schema_replaces_the_backend_schema(vllm_backend, requests) -> None:
@@ -211,7 +216,8 @@ def test_default_schema_compiles_and_uncompilable_ones_are_caught(vllm_backend, 
                  "required": ["x"]}
     (answer,) = vllm_backend.judge(
         [requests[0].model_copy(update={"json_schema": unbounded})], Decoding(max_new_tokens=8))
-    assert answer.error == "vLLM ended the request with finish_reason='error'"
+    assert isinstance(answer.error, JudgeUnavailableError)
+    assert str(answer.error) == "vLLM ended the request with finish_reason='error'"
     monkeypatch.setattr(vllm_backend, "_json_schema", unbounded)
     with pytest.raises(ValueError, match="could not use the judge's JSON schema"):
         vllm_backend._check_schema_compiles()

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from claimdiff.errors import MissingExtraError
-from claimdiff.judges.vllm_backend import VllmBackend
+from claimdiff.judges.backends.vllm import VllmBackend
 
 
 def test_missing_vllm_raises_import_error_with_hint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,5 +20,9 @@ def test_missing_vllm_raises_import_error_with_hint(monkeypatch: pytest.MonkeyPa
 
 
 def test_retry_factor_below_one_is_refused() -> None:
-    with pytest.raises(ValueError, match="max_tokens_retry_factor"):
-        VllmBackend("/nonexistent/model", max_tokens_retry_factor=0.5)
+    from pydantic import ValidationError
+
+    from claimdiff.config import VllmOptions
+
+    with pytest.raises(ValidationError, match="max_tokens_retry_factor"):
+        VllmOptions(max_tokens_retry_factor=0.5)

@@ -100,6 +100,7 @@ def test_cut_answers_become_failure_rows(tiny_qwen_dir, manifest, tmp_path) -> N
     # The backend retried each cut answer once with 10 tokens before the handler saw it, and
     # the handler does not try the same budget again.
     assert result.counters["claimdiff.judge/answers_cut_at_max_tokens"] == 6
+    assert result.judge_stats["length_retries"] == 6
     for failure in read(out, "failures"):
         assert failure["error_class"] == "JudgeOutputError"
         assert failure["attempts"] == 1

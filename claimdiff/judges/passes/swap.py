@@ -18,11 +18,21 @@ that fails validation is counted (`swap_failures`), not turned into a failed row
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from claimdiff.evaluation.matching import DEFAULT_THRESHOLD, assign, lexical_score
+from claimdiff.judges.attempts import answer_all
+from claimdiff.judges.backends.base import JudgeBackend, JudgeRequest, Role
+from claimdiff.judges.events import Event, Observe
+from claimdiff.judges.formats import parser_for
+from claimdiff.judges.records import JudgeResult
+from claimdiff.matching import DEFAULT_THRESHOLD, assign, lexical_score
 from claimdiff.rewards.outcomes import difference_kind, outcomes_of
 from claimdiff.schemas.judge import JudgedDifference, JudgeOutput, Judgment, Overall
 from claimdiff.schemas.rows import Outcome, SwapCheck
+
+if TYPE_CHECKING:
+    from claimdiff.judges.judge_setup import JudgeSetup
 
 MATCH_THRESHOLD = DEFAULT_THRESHOLD
 _MIRROR_JUDGMENT = {Judgment.ACTOR: Judgment.REFERENCE, Judgment.REFERENCE: Judgment.ACTOR}
@@ -67,3 +77,33 @@ def compare(original: JudgeOutput, mirrored: JudgeOutput) -> SwapCheck:
     return SwapCheck(original_differences=len(original.differences),
                      swapped_differences=len(mirrored.differences),
                      matched=len(matches), judgment_agreements=agreements)
+
+
+def swap_check(results: list[JudgeResult], backend: JudgeBackend, setup: JudgeSetup,
+               note: Observe) -> list[JudgeResult]:
+    """Judge the swap sample again with the captions' roles swapped; attach each comparison."""
+    config = setup.config
+    parse = parser_for(config.output_format)
+    chosen = [i for i, r in enumerate(results)
+              if r.output is not None and selected(r.item.cache_key, config.swap_fraction)]
+    requests = [JudgeRequest(
+        key=f"{results[i].item.cache_key}:swap", role=Role.SWAP, gold=results[i].item.row.gold,
+        prompt=setup.render(setup.prompt, reference=results[i].item.row.caption,
+                            caption=results[i].item.row.reference),
+        image=results[i].item.image.image) for i in chosen]
+    answers = answer_all(requests, [parse] * len(requests), backend, config,
+                         setup.first_decoding, note)
+    updated = list(results)
+    for i, answer in zip(chosen, answers, strict=True):
+        result = results[i]
+        if answer.output is None or result.output is None:
+            note(Event.SWAP_FAILURES, 1)
+            continue
+        check = compare(result.output, mirror(answer.output))
+        note(Event.SWAP_ROWS, 1)
+        note(Event.SWAP_ORIGINAL_DIFFERENCES, check.original_differences)
+        note(Event.SWAP_SWAPPED_DIFFERENCES, check.swapped_differences)
+        note(Event.SWAP_MATCHED, check.matched)
+        note(Event.SWAP_JUDGMENT_AGREEMENTS, check.judgment_agreements)
+        updated[i] = replace(result, swap=check)
+    return updated

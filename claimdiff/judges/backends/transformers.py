@@ -14,10 +14,10 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from claimdiff.errors import MissingExtraError
-from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer
+from claimdiff.errors import ContextOverflowError, MissingExtraError
+from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer
 
 if TYPE_CHECKING:
     import torch
@@ -134,8 +134,9 @@ class TransformersBackend:
                 tight.append(i)
             else:
                 answers[i] = RawAnswer(
-                    text=None, error=f"prompt of {n} tokens does not fit the model's context "
-                    f"of {self._context} tokens")
+                    text=None, error=ContextOverflowError(
+                        f"prompt of {n} tokens does not fit the model's context of "
+                        f"{self._context} tokens"))
         for group in ([fits] if fits else []) + [[i] for i in tight]:
             batch = [requests[i] for i in group]
             group_inputs = inputs if group == everything else self._inputs(batch)
@@ -240,6 +241,7 @@ class TransformersBackend:
     def _answer(self, new_tokens: torch.Tensor, budget: int) -> RawAnswer:
         ids = new_tokens.tolist()
         eos_positions = [i for i, token in enumerate(ids) if token in self._eos_ids]
+        finish_reason: Literal["stop", "length"]
         if eos_positions:
             # Everything after the first EOS is padding for rows that finished early.
             ids = ids[: eos_positions[0]]
@@ -247,10 +249,8 @@ class TransformersBackend:
         else:
             finish_reason = "length"
         text = self._tokenizer.decode(ids, skip_special_tokens=True)
-        return RawAnswer(
-            text=text, finish_reason=finish_reason,
-            extra={"new_tokens": str(len(ids)), "max_tokens": str(budget)},
-        )
+        return RawAnswer(text=text, finish_reason=finish_reason, new_tokens=len(ids),
+                         max_tokens=budget)
 
     def _resolve_device(self, device: str) -> str:
         if device == "auto":

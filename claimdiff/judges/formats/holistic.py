@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from claimdiff.errors import JudgeOutputError
-from claimdiff.judges.answer_tags import judge_answer
+from claimdiff.judges.formats.answer_tags import judge_answer
 from claimdiff.schemas.baselines import HolisticOutput
 from claimdiff.schemas.judge import MAX_DETAIL_CHARS
 

@@ -1,9 +1,9 @@
-"""Raw judge text -> `JudgeOutput`, or a `JudgeOutputError` that says what was wrong."""
+"""The JSON judge format: raw judge text -> `JudgeOutput`, or a `JudgeOutputError` that says what
+was wrong. The JSON helpers here also read verification answers (`formats.verification`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -68,19 +68,6 @@ def describe_validation(exc: ValidationError, limit: int = 5) -> str:
         f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
         for e in exc.errors(include_url=False, include_input=False)[:limit]
     )
-
-
-def parser_for(output_format: str) -> Callable[[str | None], JudgeOutput]:
-    """The parser of a `judge.output_format`."""
-    if output_format == "paper_text":
-        from claimdiff.judges.paper_format import parse_paper_text
-
-        return parse_paper_text
-    if output_format == "hall_vs_miss":
-        from claimdiff.judges.hall_vs_miss import parse_hall_vs_miss_judge_output
-
-        return parse_hall_vs_miss_judge_output
-    return parse_judge_output
 
 
 def parse_judge_output(text: str | None) -> JudgeOutput:

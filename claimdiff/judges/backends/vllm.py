@@ -28,8 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from claimdiff.errors import MissingExtraError
-from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer, request_schema
+from claimdiff.config import VllmOptions
+from claimdiff.errors import ContextOverflowError, JudgeUnavailableError, MissingExtraError
+from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer, request_schema
 
 log = logging.getLogger(__name__)
 
@@ -116,26 +117,15 @@ class VllmBackend:
         self,
         model: str,
         json_schema: dict[str, Any] | None = None,
+        options: VllmOptions | None = None,
         *,
-        dtype: str = "float32",
-        max_model_len: int = 8192,
-        max_num_seqs: int = 64,
-        gpu_memory_utilization: float | None = None,
-        kv_cache_memory_bytes: int | None = None,
-        tensor_parallel_size: int = 1,
-        structured_outputs_backend: str = "xgrammar",
-        disable_any_whitespace: bool = True,
-        limit_mm_per_prompt: dict[str, int] | None = None,
-        enforce_eager: bool = False,
         seed: int = 0,
         trust_remote_code: bool = False,
-        max_tokens_retry_factor: float = 2.0,
         system_prompt: str | None = None,
         mm_processor_kwargs: dict[str, Any] | None = None,
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        if max_tokens_retry_factor < 1.0:
-            raise ValueError(f"max_tokens_retry_factor must be >= 1, got {max_tokens_retry_factor}")
+        options = options or VllmOptions()
         vllm = _require("vllm")
         sampling = _require("vllm.sampling_params")
         transformers = _require("transformers")
@@ -145,35 +135,33 @@ class VllmBackend:
         self._model_name = model
         self._json_schema = json_schema
         self._system_prompt = system_prompt
-        self._retry_factor = max_tokens_retry_factor
+        self._retry_factor = options.max_tokens_retry_factor
         # vllm.LLM runs one engine loop and is not thread-safe, while Beam shares one loaded
         # model between the threads of a worker process.
         self._lock = threading.Lock()
-        self._counters: dict[str, int] = dict.fromkeys(
-            ("requests", "submitted", "prompt_tokens", "cached_prompt_tokens", "generated_tokens",
-             "length_retries", "rejected_prompts", "prompt_estimate_mismatches"), 0)
+        self._estimate_warned = False
 
         engine: dict[str, Any] = {
             "model": model,
-            "dtype": dtype,
-            "max_model_len": max_model_len,
-            "max_num_seqs": max_num_seqs,
-            "tensor_parallel_size": tensor_parallel_size,
-            "enforce_eager": enforce_eager,
+            "dtype": options.dtype,
+            "max_model_len": options.max_model_len,
+            "max_num_seqs": options.max_num_seqs,
+            "tensor_parallel_size": options.tensor_parallel_size,
+            "enforce_eager": options.enforce_eager,
             "seed": seed,
             "trust_remote_code": trust_remote_code,
-            "limit_mm_per_prompt": limit_mm_per_prompt or {"image": 1},
+            "limit_mm_per_prompt": dict(options.limit_mm_per_prompt),
             "structured_outputs_config": {
-                "backend": structured_outputs_backend,
-                "disable_any_whitespace": disable_any_whitespace,
+                "backend": options.structured_outputs_backend,
+                "disable_any_whitespace": options.disable_any_whitespace,
             },
         }
         if mm_processor_kwargs:
             engine["mm_processor_kwargs"] = mm_processor_kwargs
-        if gpu_memory_utilization is not None:
-            engine["gpu_memory_utilization"] = gpu_memory_utilization
-        if kv_cache_memory_bytes is not None:
-            engine["kv_cache_memory_bytes"] = kv_cache_memory_bytes
+        if options.gpu_memory_utilization is not None:
+            engine["gpu_memory_utilization"] = options.gpu_memory_utilization
+        if options.kv_cache_memory_bytes is not None:
+            engine["kv_cache_memory_bytes"] = options.kv_cache_memory_bytes
         engine.update(engine_kwargs or {})
         self._llm = vllm.LLM(**engine)
         # The resolved context (vLLM may lower it to what the model supports).
@@ -200,30 +188,12 @@ class VllmBackend:
         with self._lock:
             return self._judge(requests, decoding)
 
-    def stats(self) -> dict[str, float]:
-        """Counters since construction, and the prefix-cache hit rate over submitted prompts.
-
-        `prefix_cache_hit_rate` is the share of prompt tokens the engine found in its prefix
-        cache (from each output's `num_cached_tokens`); the same request's images and shared
-        prompt text hit when several captions of one sample are judged together.
-        """
-        with self._lock:
-            counters = dict(self._counters)
-        stats = {name: float(value) for name, value in counters.items()}
-        prompt_tokens = counters["prompt_tokens"]
-        stats["prefix_cache_hit_rate"] = (
-            counters["cached_prompt_tokens"] / prompt_tokens if prompt_tokens else 0.0
-        )
-        return stats
-
     def _judge(self, requests: Sequence[JudgeRequest], decoding: Decoding) -> list[RawAnswer]:
-        self._counters["requests"] += len(requests)
         answers: list[RawAnswer | None] = [None] * len(requests)
         jobs: list[_Job] = []
         for index, request in enumerate(requests):
             job_or_error = self._plan(index, request, decoding)
             if isinstance(job_or_error, RawAnswer):
-                self._counters["rejected_prompts"] += 1
                 answers[index] = job_or_error
             else:
                 jobs.append(job_or_error)
@@ -234,7 +204,6 @@ class VllmBackend:
             grown = math.ceil(job.max_tokens * self._retry_factor)
             job.max_tokens = min(grown, self._max_model_len - job.prompt_tokens)
             job.length_retries += 1
-        self._counters["length_retries"] += len(retries)
         outputs.update(self._generate(retries, decoding))
 
         for job in jobs:
@@ -256,9 +225,9 @@ class VllmBackend:
             # run's prefix-cache hit rate.
             return RawAnswer(
                 text=None,
-                error=f"prompt of {prompt_tokens} tokens does not fit "
-                f"max_model_len={self._max_model_len}",
-                extra={"estimated_prompt_tokens": str(prompt_tokens)},
+                error=ContextOverflowError(
+                    f"prompt of {prompt_tokens} tokens does not fit "
+                    f"max_model_len={self._max_model_len}"),
             )
         return _Job(
             index=index,
@@ -306,30 +275,25 @@ class VllmBackend:
         if actual and actual != job.prompt_tokens:
             # The pre-submission count guards the engine against over-long prompts; a mismatch
             # means it is off for this model, which matters near max_model_len.
-            if not self._counters["prompt_estimate_mismatches"]:
+            if not self._estimate_warned:
                 log.warning(
                     "%s: estimated %d prompt tokens, vLLM counted %d; prompts near "
                     "max_model_len may be rejected by the engine",
                     self._model_name, job.prompt_tokens, actual,
                 )
-            self._counters["prompt_estimate_mismatches"] += 1
+                self._estimate_warned = True
             job.prompt_tokens = actual
-        cached = int(output.num_cached_tokens or 0)
-        self._counters["submitted"] += 1
-        self._counters["prompt_tokens"] += actual
-        self._counters["cached_prompt_tokens"] += cached
-        self._counters["generated_tokens"] += len(output.outputs[0].token_ids)
 
     def _answer(self, job: _Job, output: Any) -> RawAnswer:
         completion = output.outputs[0]
         # Tokens of the submission that gave the answer: the run's prefix-cache hit rate is over
-        # answered prompts (a length retry's first, cut submission is in `stats()` only).
-        extra = {
-            "new_tokens": str(len(completion.token_ids)),
-            "prompt_tokens": str(job.prompt_tokens),
-            "cached_prompt_tokens": str(int(output.num_cached_tokens or 0)),
-            "max_tokens": str(job.max_tokens),
-            "length_retries": str(job.length_retries),
+        # answered prompts (a length retry's first, cut submission is not counted).
+        counts: dict[str, Any] = {
+            "new_tokens": len(completion.token_ids),
+            "prompt_tokens": job.prompt_tokens,
+            "cached_prompt_tokens": int(output.num_cached_tokens or 0),
+            "max_tokens": job.max_tokens,
+            "length_retries": job.length_retries,
         }
         reason = completion.finish_reason
         if reason not in _ANSWERED:
@@ -337,10 +301,9 @@ class VllmBackend:
             # when the engine dropped the request.
             return RawAnswer(
                 text=completion.text or None,
-                error=f"vLLM ended the request with finish_reason={reason!r}",
-                extra=extra,
-            )
-        return RawAnswer(text=completion.text, finish_reason=reason, extra=extra)
+                error=JudgeUnavailableError(
+                    f"vLLM ended the request with finish_reason={reason!r}"), **counts)
+        return RawAnswer(text=completion.text, finish_reason=reason, **counts)
 
     def _messages(self, request: JudgeRequest, *, for_vllm: bool) -> list[dict[str, Any]]:
         """The chat of one request: vLLM's content parts, or the HF processor's for counting."""

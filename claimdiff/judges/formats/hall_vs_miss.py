@@ -47,8 +47,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from claimdiff.errors import JudgeOutputError
-from claimdiff.judges.answer_tags import judge_answer
-from claimdiff.judges.paper_format import difference_header
+from claimdiff.judges.formats.answer_tags import judge_answer
+from claimdiff.judges.formats.paper_text import difference_header
 from claimdiff.schemas.baselines import (
     HallType,
     HallVerification,

@@ -117,7 +117,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from claimdiff.errors import JudgeOutputError
-from claimdiff.judges.answer_tags import judge_answer
+from claimdiff.judges.formats.answer_tags import judge_answer
 from claimdiff.schemas.judge import (
     MAX_TYPE_CHARS,
     ErrorLabel,

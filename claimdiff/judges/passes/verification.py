@@ -36,13 +36,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
-from claimdiff.errors import JudgeOutputError
-from claimdiff.judges.parsing import describe_validation, extract_json, load_answer_json
-from claimdiff.judges.prompting import neutralise
+from claimdiff.judges.attempts import Answer, answer_all
+from claimdiff.judges.backends.base import JudgeBackend, JudgeRequest, Role
+from claimdiff.judges.events import Event, Observe
+from claimdiff.judges.formats.verification import Claim, parse_verification
+from claimdiff.judges.prompting.templates import neutralise
+from claimdiff.judges.records import JudgeResult
 from claimdiff.rewards.outcomes import difference_kind, outcomes_of
 from claimdiff.schemas.judge import (
     ClaimVerdict,
@@ -51,8 +54,12 @@ from claimdiff.schemas.judge import (
     Judgment,
     Verdict,
     VerificationOutput,
+    verification_schema,
 )
-from claimdiff.schemas.rows import DifferenceKind
+from claimdiff.schemas.rows import DifferenceKind, Stage
+
+if TYPE_CHECKING:
+    from claimdiff.judges.judge_setup import JudgeSetup
 
 V, J = Verdict, Judgment
 _IMPLIED_CONFLICT = {
@@ -63,10 +70,6 @@ _IMPLIED_CONFLICT = {
 }
 
 
-@dataclass(frozen=True)
-class Claim:
-    claim_id: str
-    text: str
 
 
 def claims_of(output: JudgeOutput, indices: Sequence[int] | None = None) -> list[Claim]:
@@ -86,31 +89,6 @@ def render_claims(claims: Sequence[Claim], special_tokens: Collection[str] = ())
     return "\n".join(
         f"{c.claim_id}: {neutralise(c.text, special_tokens).replace(chr(10), ' ')}"
         for c in claims)
-
-
-def parse_verification(text: str | None, expected: Sequence[Claim]) -> VerificationOutput:
-    """Parse an answer and check it decides exactly the claims it was asked about."""
-    if text is None or not text.strip():
-        raise JudgeOutputError("empty verification answer")
-    data = load_answer_json(extract_json(text))
-    if not isinstance(data, dict):
-        raise JudgeOutputError(f"verification answer is a JSON {type(data).__name__}, "
-                               "not an object")
-    try:
-        output = VerificationOutput.model_validate(data)
-    except ValidationError as exc:
-        raise JudgeOutputError(
-            f"verification answer does not fit its schema: {describe_validation(exc)}") from exc
-    asked = [c.claim_id for c in expected]
-    answered = [v.claim_id for v in output.verdicts]
-    if sorted(answered) != sorted(asked):
-        missing = sorted(set(asked) - set(answered))
-        unexpected = sorted(set(answered) - set(asked))
-        repeated = sorted({a for a in answered if answered.count(a) > 1})
-        raise JudgeOutputError(
-            f"verification must decide claims {asked} once each: missing {missing}, "
-            f"unexpected {unexpected}, repeated {repeated}")
-    return output
 
 
 def implied_judgment(kind: DifferenceKind, actor: Verdict | None,
@@ -206,3 +184,72 @@ def combine(output: JudgeOutput, verdicts: Sequence[ClaimVerdict], rule: str,
         first_judgments=tuple(d.judgment for d in output.differences),
         disagreements=disagreements,
     )
+
+
+def verify(results: list[JudgeResult], backend: JudgeBackend, setup: JudgeSetup,
+           note: Observe) -> list[JudgeResult]:
+    """The verification pass: every enumerated claim decided again, on its own.
+
+    A verification answer that still fails after every attempt fails its row (stage `verify`):
+    a high-precision run must not pass first-pass judgments off as verified ones.
+    """
+    config = setup.config
+    assert setup.verify_prompt is not None  # JudgeSetup loads it in two-pass mode
+    constrained = config.constrained and config.output_format == "json"
+    owners: list[int] = []
+    claim_sets: list[list[Claim]] = []
+    requests: list[JudgeRequest] = []
+    exempt: dict[int, set[int]] = {}
+    for i, result in enumerate(results):
+        if result.output is None:
+            continue
+        exempt[i] = exempt_differences(result.output, config.verify_exempt_types)
+        checked = [d for d in range(len(result.output.differences)) if d not in exempt[i]]
+        groups: list[list[int]] = (
+            [checked] if config.verify_granularity == "sample" else [[d] for d in checked])
+        for group in groups:
+            claims = claims_of(result.output, group)
+            if not claims:
+                continue
+            ids = tuple(c.claim_id for c in claims)
+            owners.append(i)
+            claim_sets.append(claims)
+            requests.append(JudgeRequest(
+                key=f"{result.item.cache_key}:verify:{ids[0]}", role=Role.VERIFY,
+                prompt=setup.render(setup.verify_prompt,
+                                    claims=render_claims(claims, setup.special_tokens)),
+                image=result.item.image.image, gold=result.item.row.gold, claim_ids=ids,
+                json_schema=verification_schema(list(ids)) if constrained else None))
+    parsers = [partial(parse_verification, expected=claims) for claims in claim_sets]
+    answers = answer_all(requests, parsers, backend, config, setup.first_decoding, note)
+    note(Event.VERIFY_REQUESTS, len(requests))
+
+    verdicts: dict[int, list[ClaimVerdict]] = {}
+    raws: dict[int, list[str]] = {}
+    failed: dict[int, Answer[VerificationOutput]] = {}
+    for owner, answer in zip(owners, answers, strict=True):
+        if answer.output is None:
+            failed.setdefault(owner, answer)
+        else:
+            verdicts.setdefault(owner, []).extend(answer.output.verdicts)
+            raws.setdefault(owner, []).append(answer.raw or "")
+    updated = list(results)
+    for i, result in enumerate(results):
+        if result.output is None:
+            continue
+        if i in failed:
+            answer = failed[i]
+            updated[i] = replace(
+                result, output=None, raw_output=answer.raw, attempts=answer.attempts,
+                finish_reason=answer.finish_reason, error_class=answer.error_class,
+                error=f"verification: {answer.error}", stage=Stage.VERIFY)
+            continue
+        combined = combine(result.output, verdicts.get(i, []), config.verify_rule, exempt[i])
+        note(Event.VERIFY_DIFFERENCES, len(result.output.differences) - len(exempt[i]))
+        note(Event.VERIFY_EXEMPT, len(exempt[i]))
+        note(Event.VERIFY_DISAGREEMENTS, combined.disagreements)
+        updated[i] = replace(result, output=combined.output,
+                             first_judgments=combined.first_judgments,
+                             verify_disagreements=combined.disagreements,
+                             verify_raw=tuple(raws.get(i, ())))
+    return updated

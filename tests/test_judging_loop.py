@@ -1,5 +1,6 @@
-"""The judge model handler: retries, cut answers, token counts, and (through the pipeline) what
-two-pass verification and the position-swap check write when a judge disagrees with itself.
+"""The judging loop: retries, cut answers, token counts, typed request errors (no pipeline), and
+(through the pipeline, with an injected backend) what two-pass verification and the
+position-swap check write when a judge disagrees with itself.
 
 The judges here are scripted: the thing under test is what the handler and the pipeline make of
 their answers, not the answers.
@@ -13,43 +14,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from claimdiff.config import JudgeConfig
-from claimdiff.io.images import LoadedImage
-from claimdiff.judges import handler
-from claimdiff.judges.base import Decoding, JudgeRequest, RawAnswer
-from claimdiff.judges.handler import JudgeItem, decoding_params, judge_batch
-from claimdiff.schemas.rows import InputRow
+from claimdiff.errors import ContextOverflowError, JudgeUnavailableError, RefusalError
+from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer
+from claimdiff.judges.events import Event
+from claimdiff.judges.loop import judge_batch
 from tests.conftest import diff, gold
 from tests.pipeline_support import read, run
+from tests.support.judging import Replay, item, setup_of
 
 REF = "There are two dogs."
 CAPTION = "There are three dogs."
 ANSWER = json.dumps(gold(diff("number of dogs", CAPTION, REF, "reference",
                               actor_error=("count_mismatch", 3))))
-
-
-class Replay:
-    """Answers every request with the next scripted (text, finish_reason, extra)."""
-
-    model_id = "replay"
-
-    def __init__(self, *answers: RawAnswer) -> None:
-        self._answers = list(answers)
-        self.calls = 0
-
-    def judge(self, requests: Sequence[JudgeRequest], decoding: Decoding) -> list[RawAnswer]:
-        self.calls += 1
-        return [self._answers.pop(0) for _ in requests]
-
-
-def _item(config: JudgeConfig) -> JudgeItem:
-    row = InputRow(manifest="m", row_index=0, image="a.png", image_uri="/a.png", reference=REF,
-                   caption=CAPTION, sample_id="s", actor_id="a")
-    image = LoadedImage("/a.png", "0" * 64, 4, 4, Image.new("RGB", (4, 4)))
-    return JudgeItem(row=row, image=image, prompt="judge this", prompt_version="p",
-                     judge_model="replay", decoding=decoding_params(config), cache_key="k")
 
 
 @pytest.mark.parametrize("output_format", ["json", "paper_text"])
@@ -59,9 +36,10 @@ def test_an_answer_cut_at_the_budget_fails_even_when_it_parses(output_format: st
     text = ANSWER if output_format == "json" else (
         "[DIFFERENCE 1]\nASPECT: number of dogs\nCAPTION_A_CLAIM: three dogs\n"
         "CAPTION_B_CLAIM: two dogs\nJUDGMENT: B\n")
-    config = JudgeConfig(output_format=output_format, max_attempts=3)
-    backend = Replay(RawAnswer(text=text, finish_reason="length", extra={"max_tokens": "64"}))
-    [result] = judge_batch([_item(config)], backend, config)
+    setup = setup_of(output_format=output_format, max_attempts=3,
+                     constrained=output_format == "json")
+    backend = Replay(RawAnswer(text=text, finish_reason="length", max_tokens=64))
+    [result] = judge_batch([item(setup)], backend, setup)
     assert not result.ok
     assert (result.error_class, result.attempts, backend.calls) == ("JudgeOutputError", 1, 1)
     assert result.error == "answer cut at the token budget (64 new tokens); " \
@@ -69,18 +47,46 @@ def test_an_answer_cut_at_the_budget_fails_even_when_it_parses(output_format: st
     assert result.raw_output == text
 
 
-def test_token_counts_that_are_not_numbers_are_ignored():
+def test_what_backends_report_is_summed_per_event():
     seen: dict[str, int] = {}
 
     def observe(event: str, value: int) -> None:
-        seen[event] = seen.get(event, 0) + value
+        seen[str(event)] = seen.get(str(event), 0) + value
 
-    config = JudgeConfig()
-    backend = Replay(RawAnswer(text=ANSWER, extra={"prompt_tokens": "None", "new_tokens": ""}),
-                     RawAnswer(text=ANSWER, extra={"prompt_tokens": "12", "new_tokens": "5"}))
-    results = judge_batch([_item(config), _item(config)], backend, config, observe)
+    setup = setup_of()
+    backend = Replay(RawAnswer(text=ANSWER),  # a server that sent no usage: nothing counted
+                     RawAnswer(text=ANSWER, prompt_tokens=12, cached_prompt_tokens=4,
+                               new_tokens=5, transport_attempts=3, length_retries=1))
+    results = judge_batch([item(setup), item(setup, index=1)], backend, setup, observe)
     assert all(r.ok for r in results)
-    assert (seen["prompt_tokens"], seen["new_tokens"]) == (12, 5)
+    assert {e: seen[e] for e in (Event.PROMPT_TOKENS, Event.CACHED_PROMPT_TOKENS,
+                                 Event.NEW_TOKENS, Event.TRANSPORT_ATTEMPTS,
+                                 Event.LENGTH_RETRIES, Event.ANSWERS)} == {
+        "prompt_tokens": 12, "cached_prompt_tokens": 4, "new_tokens": 5,
+        "transport_attempts": 3, "length_retries": 1, "answers": 2}
+
+
+@pytest.mark.parametrize(("error", "attempts"), [
+    (ContextOverflowError("prompt of 9000 tokens does not fit"), 1),
+    (JudgeUnavailableError("gave up after 5 attempts: HTTP 503"), 1),
+    (RefusalError("the server answered without content"), 3),
+])
+def test_request_errors_are_retried_or_final_by_their_kind(error, attempts: int):
+    setup = setup_of(max_attempts=3)
+    backend = Replay(*[RawAnswer(text=None, error=error)] * 3)
+    [result] = judge_batch([item(setup)], backend, setup)
+    assert not result.ok
+    assert (result.error_class, result.attempts, backend.calls) == (
+        type(error).__name__, attempts, attempts)
+
+
+def test_a_refusal_then_an_answer_is_an_answer():
+    setup = setup_of(max_attempts=2)
+    backend = Replay(RawAnswer(text=None, error=RefusalError("no content")),
+                     RawAnswer(text=ANSWER))
+    [result] = judge_batch([item(setup)], backend, setup)
+    assert result.ok
+    assert result.attempts == 2
 
 
 def _captions(prompt: str) -> tuple[str, str]:
@@ -120,8 +126,7 @@ class SelfDoubting:
 
 
 @pytest.fixture
-def self_doubting(monkeypatch, write_image, write_manifest) -> Path:
-    monkeypatch.setattr(handler, "build_backend", lambda config: SelfDoubting())
+def self_doubting(write_image, write_manifest) -> Path:
     write_image("a.png")
     return write_manifest([{"image": "a.png", "reference": REF, "caption": CAPTION}])
 
@@ -133,7 +138,8 @@ def test_two_pass_disagreement_reaches_the_outputs(self_doubting: Path, tmp_path
                                                    granularity: str, rule: str, final: str):
     out = tmp_path / "out"
     result = run(self_doubting, out, {"judge.mode": "two_pass", "judge.verify_rule": rule,
-                                      "judge.verify_granularity": granularity})
+                                      "judge.verify_granularity": granularity},
+                 backend_factory=lambda setup: SelfDoubting())
     assert result.accounting.balanced
     stats = result.judge_stats
     # the repetition is not the image's to decide: not verified, its judgment stands
@@ -149,7 +155,8 @@ def test_two_pass_disagreement_reaches_the_outputs(self_doubting: Path, tmp_path
 
 def test_position_bias_shows_in_the_swap_check(self_doubting: Path, tmp_path: Path):
     out = tmp_path / "out"
-    result = run(self_doubting, out, {"judge.swap_fraction": 1.0})
+    result = run(self_doubting, out, {"judge.swap_fraction": 1.0},
+                 backend_factory=lambda setup: SelfDoubting())
     stats = result.judge_stats
     assert (stats["swap_rows"], stats["swap_failures"]) == (1, 0)
     # the count difference is found in both positions, decided for the reference's place each
@@ -163,8 +170,8 @@ def test_position_bias_shows_in_the_swap_check(self_doubting: Path, tmp_path: Pa
     assert reward["stats"]["n_actor_hallucination"] == 2
 
 
-def test_a_swap_check_with_nothing_to_compare_is_null(monkeypatch, tmp_path: Path,
-                                                      write_image, write_manifest):
+def test_a_swap_check_with_nothing_to_compare_is_null(tmp_path: Path, write_image,
+                                                      write_manifest):
     """Every swapped call failing must not read as a perfectly consistent judge."""
     class SwapFails(SelfDoubting):
         @staticmethod
@@ -172,10 +179,10 @@ def test_a_swap_check_with_nothing_to_compare_is_null(monkeypatch, tmp_path: Pat
             actor, _ = _captions(prompt)
             return ANSWER if actor == CAPTION else "not json"
 
-    monkeypatch.setattr(handler, "build_backend", lambda config: SwapFails())
     write_image("a.png")
     manifest = write_manifest([{"image": "a.png", "reference": REF, "caption": CAPTION}])
-    result = run(manifest, tmp_path / "out", {"judge.swap_fraction": 1.0})
+    result = run(manifest, tmp_path / "out", {"judge.swap_fraction": 1.0},
+                 backend_factory=lambda setup: SwapFails())
     stats = result.judge_stats
     assert (stats["swap_rows"], stats["swap_failures"]) == (0, 1)
     assert stats["swap_difference_consistency"] is None

@@ -10,7 +10,7 @@ from importlib import resources
 from string import Template
 
 from claimdiff.errors import ConfigError
-from claimdiff.judges.defang import defang
+from claimdiff.judges.prompting.defang import defang
 
 _NAME = re.compile(r"^[a-z0-9_]+$")
 

@@ -1,0 +1,116 @@
+"""Everything a run's judging needs that does not change during the run, computed once.
+
+`JudgeSetup.build(config)` loads and checks the prompt templates, versions them, names the
+model, derives the decoding parameters and the decoding schema, and reads the model's special
+tokens. `run_judge` builds it once and hands the same object to every stage (prompt rendering,
+the judge's model handler, derivation) and to `run.json`, so the prompt a row was judged with and
+the version written beside it cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from claimdiff.config import ClaimdiffConfig, JudgeConfig
+from claimdiff.judges.backends.base import Decoding
+from claimdiff.judges.prompting.templates import PromptTemplate, load_prompt
+from claimdiff.schemas.judge import decoding_schema
+from claimdiff.schemas.rows import DecodingParams
+
+
+def decoding_params(config: JudgeConfig, image_max_side: int | None = None) -> DecodingParams:
+    """Every decoding setting that can change an answer: on every row, and in the cache key.
+
+    `image_max_side` is `images.max_side`, the longest side of the image the stage hands over;
+    the openai backend re-encodes it smaller still where its own bound is lower.
+    """
+    dtype: str | None = None
+    quality: int | None = None
+    if config.backend == "transformers":
+        dtype = config.dtype
+    elif config.backend == "vllm":
+        dtype = config.vllm.dtype
+    elif config.backend == "openai":
+        quality = config.openai.image_quality
+        if image_max_side is not None:
+            image_max_side = min(image_max_side, config.openai.image_max_side)
+    if config.backend == "labels":
+        image_max_side = None  # gold labels do not look at the image
+    return DecodingParams(
+        max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+        retry_temperature=config.retry_temperature, seed=config.seed,
+        max_attempts=config.max_attempts, constrained=config.constrained,
+        max_differences=config.max_differences, max_string_chars=config.max_string_chars,
+        output_format=config.output_format, mode=config.mode,
+        verify_granularity=config.verify_granularity if config.mode == "two_pass" else None,
+        verify_rule=config.verify_rule if config.mode == "two_pass" else None,
+        image_max_side=image_max_side, image_quality=quality, dtype=dtype,
+    )
+
+
+def model_id(config: JudgeConfig) -> str:
+    """The model identity written to every row, known without loading the model."""
+    return "labels" if config.backend == "labels" else str(config.model)
+
+
+def judge_schema(config: JudgeConfig) -> dict[str, Any] | None:
+    """The JSON schema that constrains first-pass decoding, or None where decoding is free."""
+    if not config.constrained or config.output_format != "json":
+        return None
+    return decoding_schema(
+        max_differences=config.max_differences, max_string_chars=config.max_string_chars)
+
+
+@dataclass(frozen=True)
+class JudgeSetup:
+    """The run constants of judging. Frozen and picklable: Beam ships it to every worker."""
+
+    config: JudgeConfig
+    prompt: PromptTemplate
+    verify_prompt: PromptTemplate | None
+    holistic_prompt: PromptTemplate | None
+    model_id: str
+    decoding: DecodingParams
+    schema: dict[str, Any] | None
+    special_tokens: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def build(cls, config: ClaimdiffConfig, *, check_model: bool = True) -> JudgeSetup:
+        """The setup of `config`; `ConfigError` for a prompt without the fields of its role, a
+        model path that does not exist (`check_model`), and the like."""
+        from claimdiff.judges.backends.factory import check_model_source
+        from claimdiff.judges.prompting.special_tokens import special_tokens_of
+
+        judge = config.judge
+        if check_model:
+            check_model_source(judge)
+        prompt = load_prompt(judge.prompt_name).require("reference", "caption")
+        verify = (load_prompt(judge.verify_prompt).require("claims")
+                  if judge.mode == "two_pass" else None)
+        holistic = (load_prompt(judge.holistic_prompt).require("reference", "caption")
+                    if any(p.kind == "holistic" for p in config.rewards.presets) else None)
+        return cls(
+            config=judge, prompt=prompt, verify_prompt=verify, holistic_prompt=holistic,
+            model_id=model_id(judge),
+            decoding=decoding_params(judge, config.images.max_side),
+            schema=judge_schema(judge),
+            special_tokens=(special_tokens_of(judge.model) if judge.backend != "labels"
+                            else frozenset()),
+        )
+
+    @property
+    def prompt_version(self) -> str:
+        """The versions of every prompt an answer depends on (`single_pass@...+verify@...`)."""
+        return "+".join(p.version for p in (self.prompt, self.verify_prompt,
+                                             self.holistic_prompt) if p is not None)
+
+    @property
+    def first_decoding(self) -> Decoding:
+        """The sampling parameters of every first attempt (retries vary temperature and seed)."""
+        return Decoding(max_new_tokens=self.config.max_new_tokens,
+                        temperature=self.config.temperature, seed=self.config.seed)
+
+    def render(self, template: PromptTemplate, **values: str) -> str:
+        """A prompt with untrusted values defanged, the model's own special tokens included."""
+        return template.render(self.special_tokens, **values)

@@ -1,0 +1,50 @@
+"""What flows into and out of the judge: one request per row, one result per request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from claimdiff.io.images import LoadedImage
+from claimdiff.schemas.judge import JudgeOutput, Judgment
+from claimdiff.schemas.rows import InputRow, Stage, SwapCheck
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One row to judge: the row, its loaded image, the rendered first-pass prompt, and the
+    cache key (the run's constants live in its `JudgeSetup`, not on every item)."""
+
+    row: InputRow
+    image: LoadedImage
+    prompt: str
+    cache_key: str
+
+
+@dataclass(frozen=True)
+class JudgeResult:
+    """The answer to one `JudgeItem`: a validated output, or the error and the raw text.
+
+    In two-pass mode `output` holds the final judgments, `first_judgments` the first pass's,
+    `verify_raw` the verification answers; a swap check is attached where the row was in the
+    position-swap sample, a holistic score where a holistic preset asked for one (None where
+    that call failed: a null holistic reward, the row stands).
+    """
+
+    item: JudgeItem
+    output: JudgeOutput | None
+    raw_output: str | None
+    attempts: int
+    finish_reason: str | None = None
+    error_class: str | None = None
+    error: str | None = None
+    stage: Stage = Stage.JUDGE
+    first_judgments: tuple[Judgment, ...] | None = None
+    verify_disagreements: int = 0
+    verify_raw: tuple[str, ...] | None = None
+    swap: SwapCheck | None = None
+    holistic_score: int | None = None
+    holistic_raw: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.output is not None

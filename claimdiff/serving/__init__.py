@@ -1,0 +1,1 @@
+"""Processes claimdiff supervises: a local `vllm serve` under a guard process."""
