@@ -13,13 +13,23 @@ and an explicit KV cache size (otherwise vLLM reserves most of the machine's mem
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from claimdiff.config import VllmOptions
-from tests.vllm.settings import KV_CACHE_BYTES, LIMIT_MM, MAX_MODEL_LEN, small_schema
+from tests.vllm.settings import (
+    KEY,
+    KV_CACHE_BYTES,
+    LIMIT_MM,
+    MAX_MODEL_LEN,
+    SERVER_ENV,
+    SERVER_MAX_MODEL_LEN,
+    server_args,
+    small_schema,
+)
 
 if TYPE_CHECKING:
     from claimdiff.judges.backends.vllm import VllmBackend
@@ -56,3 +66,20 @@ def vllm_options() -> VllmOptions:
     return VllmOptions(dtype="float32", max_model_len=MAX_MODEL_LEN, max_num_seqs=8,
                        kv_cache_memory_bytes=KV_CACHE_BYTES, limit_mm_per_prompt=LIMIT_MM,
                        enforce_eager=True)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_qwen_dir: Path) -> Iterator[Any]:
+    """One real `vllm serve` of the tiny model on loopback for the session (its start costs
+    ≈25 s), with the test key in its environment."""
+    pytest.importorskip("vllm")
+    from claimdiff.serving.server_guard import group_alive
+    from claimdiff.serving.vllm_server import VllmServer
+
+    started = VllmServer(str(tiny_qwen_dir), args=server_args(SERVER_MAX_MODEL_LEN),
+                         env=SERVER_ENV, api_key=KEY, startup_timeout_s=300)
+    started.start()
+    yield started
+    started.stop()
+    assert started.pid is not None
+    assert not group_alive(started.pid)

@@ -36,3 +36,9 @@ def server_args(max_model_len: int = 512) -> list[str]:
 # The server runs its engine in a subprocess of its own (the API server needs it); only the
 # in-process engine of the tests above runs without one.
 SERVER_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+
+
+# The key and context of the session's real `vllm serve` (tests/vllm/conftest.py).
+KEY_ENV = "CLAIMDIFF_TEST_VLLM_KEY"
+KEY = "sk-claimdiff-vllm-test-5f1e2d3c4b5a"
+SERVER_MAX_MODEL_LEN = 512

@@ -11,7 +11,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +27,22 @@ from claimdiff.schemas.judge import JudgeOutput
 from claimdiff.serving.server_guard import group_alive
 from claimdiff.serving.vllm_server import VllmServer
 from tests.vllm.loopback import LoopbackServer, forward_to
-from tests.vllm.settings import SERVER_ENV, server_args, small_schema
+from tests.vllm.settings import (
+    KEY,
+    KEY_ENV,
+    SERVER_ENV,
+    SERVER_MAX_MODEL_LEN,
+    server_args,
+    small_schema,
+)
 
 pytestmark = pytest.mark.vllm
-
-KEY_ENV = "CLAIMDIFF_TEST_VLLM_KEY"
-KEY = "sk-claimdiff-vllm-test-5f1e2d3c4b5a"
-SERVER_MAX_MODEL_LEN = 512
 COMPLETE = Decoding(max_new_tokens=384)
 
 
-@pytest.fixture(scope="module")
-def server(tiny_qwen_dir: Path) -> Iterator[VllmServer]:
-    started = VllmServer(str(tiny_qwen_dir), args=server_args(SERVER_MAX_MODEL_LEN),
-                         env=SERVER_ENV, api_key=KEY, startup_timeout_s=300)
-    started.start()
-    yield started
-    started.stop()
-    assert not group_alive(started.pid)
+@pytest.fixture
+def server(vllm_server: VllmServer) -> VllmServer:
+    return vllm_server
 
 
 @pytest.fixture(autouse=True)
