@@ -25,7 +25,8 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,30}://)[^/?#\s@\"'<>]{1,512}
 _NAME_CHAR = r"[^=&#;\s\"'<>]"
 _SECRET_NAME = (rf"{_NAME_CHAR}{{0,64}}(?:key|token|secret|passw|pwd|signature|credential|auth"
                 rf"|session){_NAME_CHAR}{{0,64}}|sig")
-_SECRET_PARAM = re.compile(rf"(?i)([?&;](?:{_SECRET_NAME})=)[^&#;\s\"'<>]*")
+# a value, when there is one (an already redacted value starts with "<": left alone)
+_SECRET_PARAM = re.compile(rf"(?i)([?&;](?:{_SECRET_NAME})=)[^&#;\s\"'<>]+")
 # Secrets shorter than this are not scrubbed by value: replacing every "ab" would garble text.
 _MIN_SECRET_CHARS = 8
 

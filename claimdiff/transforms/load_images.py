@@ -52,6 +52,7 @@ class _LoadGroup(beam.DoFn):
             yield image, row
 
 
+@beam.typehints.with_input_types(InputRow)
 class LoadImages(beam.PTransform):
     """`InputRow` -> `(LoadedImage, InputRow)` (ok) and `Failed` (failures, stage load_image).
 
