@@ -19,10 +19,15 @@ import json
 import logging
 import os
 import sys
+import textwrap
+import typing
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from claimdiff import exit_codes
+from claimdiff.config import JudgeConfig
 from claimdiff.errors import (
     ClaimdiffError,
     ConfigError,
@@ -86,17 +91,37 @@ def _read_config_text(uri: str) -> str:
         raise ConfigError(f"cannot read --config {uri}: {type(exc).__name__}: {exc}") from exc
 
 
+def _choices(model: type[BaseModel], field: str) -> list[str]:
+    """The values a `Literal` config field allows: CLI choices derive from the config models."""
+    return [str(v) for v in typing.get_args(model.model_fields[field].annotation)]
+
+
+def _judge_modes() -> str:
+    """What the judge can do and the keys that set it, from the config's own descriptions."""
+    fields = JudgeConfig.model_fields
+    lines = ["judge modes (config keys; `claimdiff config` prints every key):"]
+    for key in ("mode", "verify_granularity", "verify_rule", "swap_fraction", "output_format",
+                "prompt"):
+        info = fields[key]
+        values = _choices(JudgeConfig, key) if typing.get_args(info.annotation) and key not in (
+            "swap_fraction", "prompt") else []
+        shown = f" [{' | '.join(values)}]" if values else ""
+        lines.append(f"  judge.{key}{shown}: {info.description}")
+    return "\n".join(textwrap.fill(line, 100, subsequent_indent="      ") for line in lines)
+
+
 def _judge_parser(sub: argparse._SubParsersAction) -> None:
     judge = sub.add_parser(
         "judge", allow_abbrev=False,
         help="judge a manifest and write differences, rewards and failures",
         description="Judge every (image, reference, actor caption) row of a manifest, derive "
         "outcomes, statistics and rewards, and write Parquet shards plus run.json.",
-        epilog=JUDGE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=JUDGE_EPILOG + "\n" + _judge_modes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     judge.add_argument("--manifest", required=True, help="manifest URI or glob (any fsspec URL)")
     judge.add_argument("--output", required=True, help="output folder URI (local, gs://, s3://)")
     judge.add_argument("--config", help="YAML config file (see README: Configuration)")
-    judge.add_argument("--judge", choices=["labels", "transformers", "vllm", "openai"],
+    judge.add_argument("--judge", choices=_choices(JudgeConfig, "backend"),
                        help="judge backend (config judge.backend; default labels)")
     judge.add_argument("--model", help="model path or hub id (transformers, vllm, openai)")
     judge.add_argument("--base-url", help="OpenAI-compatible endpoint for --judge openai, e.g. "
@@ -250,8 +275,19 @@ def _run_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_config(args: argparse.Namespace) -> int:
+    from claimdiff.config import load_config
+    from claimdiff.config_docs import commented_yaml
+
+    text = _read_config_text(args.check) if args.check else None
+    config = load_config(text, _parse_set(args.set), source=args.check or "--config")
+    print(commented_yaml(config), end="")
+    if args.check:
+        print(f"# {args.check}: valid", file=sys.stderr)
+    return EXIT_OK
+
+
 def _run_schema(args: argparse.Namespace) -> int:
-    from pydantic import BaseModel
 
     from claimdiff.config import ClaimdiffConfig
     from claimdiff.schemas.arrow import arrow_schema
@@ -443,6 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--title", help="title of the picture")
     sweep.add_argument("--no-plot", action="store_true", help="print the table only")
     sweep.add_argument("--report", help="also write the points as JSON here")
+    config = sub.add_parser(
+        "config", help="print the configuration with every key described, or check a file",
+        description="Without --check: the default configuration as commented YAML (each key "
+        "under its description; it loads back as it is). With --check FILE: validate the file "
+        "(and --set overrides) and print the resolved configuration, or exit 2 saying why.")
+    config.add_argument("--check", metavar="FILE", help="a YAML config file to validate")
+    config.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override, as for judge (repeatable)")
     schema = sub.add_parser("schema", help="print the schema of a dataset or of the judge output")
     schema.add_argument("dataset", choices=["differences", "rewards", "failures", "judge"])
     schema.add_argument("--decoding", action="store_true",
@@ -520,6 +564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_synth(args)
         if args.command == "eval":
             return _run_eval(args)
+        if args.command == "config":
+            return _run_config(args)
         if args.command in TRAINING_COMMANDS:
             from claimdiff.training.cli import run_command
 

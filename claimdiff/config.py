@@ -56,17 +56,31 @@ SeverityLevel = Annotated[Literal[1, 2, 3], BeforeValidator(_severity_level)]
 class VllmOptions(_Strict):
     """Engine options of the in-process vLLM backend (`judge.backend: vllm`)."""
 
-    dtype: str = "auto"
-    max_model_len: int = Field(default=8192, ge=64)
-    max_num_seqs: int = Field(default=64, ge=1)
-    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    dtype: str = Field(
+        default="auto", description="the engine's weight dtype (auto: the checkpoint's own; "
+        "float32 gives answers equal to the transformers backend's)")
+    max_model_len: int = Field(
+        default=8192, ge=64, description="the engine's context, image tokens included; a longer "
+        "prompt is a failure row")
+    max_num_seqs: int = Field(
+        default=64, ge=1, description="requests the engine schedules at once")
+    gpu_memory_utilization: float | None = Field(
+        default=None, gt=0, le=1, description="share of the GPU's memory the engine takes")
     kv_cache_memory_bytes: int | None = Field(
         default=None, ge=1, description="KV cache size; on CPU set it (else vLLM takes 90% of RAM)")
-    tensor_parallel_size: int = Field(default=1, ge=1)
-    structured_outputs_backend: str = "xgrammar"
-    disable_any_whitespace: bool = True
-    limit_mm_per_prompt: dict[str, int] = Field(default_factory=lambda: {"image": 1})
-    enforce_eager: bool = False
+    tensor_parallel_size: int = Field(
+        default=1, ge=1, description="GPUs one engine spans")
+    structured_outputs_backend: str = Field(
+        default="xgrammar", description="vLLM's grammar engine for JSON-schema decoding "
+        "(xgrammar, guidance)")
+    disable_any_whitespace: bool = Field(
+        default=True, description="no free whitespace in constrained JSON (engine-wide: vLLM "
+        "0.32 ignores the per-request flag, and a weak model otherwise pads until max_tokens)")
+    limit_mm_per_prompt: dict[str, int] = Field(
+        default_factory=lambda: {"image": 1},
+        description="media items per prompt the engine allows (claimdiff sends one image)")
+    enforce_eager: bool = Field(
+        default=False, description="no CUDA graphs / torch.compile: faster start, slower steps")
     max_tokens_retry_factor: float = Field(
         default=2.0, ge=1.0, description="an answer cut at max_new_tokens is retried once with "
         "this many times the budget")
@@ -86,17 +100,24 @@ class OpenAIOptions(_Strict):
     server_type: Literal["vllm", "openai"] = Field(
         default="vllm", description="how to ask for structured output: vLLM's extra_body "
         "structured_outputs, or the OpenAI response_format json_schema")
-    timeout_s: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=4, ge=0)
-    backoff_s: float = Field(default=0.5, ge=0,
-                             description="first backoff before a retry, doubled each retry")
-    max_backoff_s: float = Field(default=30.0, gt=0,
-                                 description="the longest backoff (and Retry-After honoured)")
-    max_concurrency: int = Field(default=8, ge=1)
-    image_max_side: int = Field(default=1024, ge=16)
-    image_quality: int = Field(default=90, ge=1, le=100)
-    start_server: bool = Field(default=False,
-                               description="start a local `vllm serve` of judge.model per worker")
+    timeout_s: float = Field(
+        default=60.0, gt=0, description="deadline of one whole request (connect, headers, body), "
+        "per attempt")
+    max_retries: int = Field(
+        default=4, ge=0, description="retries of a request after timeouts, connection errors, "
+        "408/429/5xx")
+    backoff_s: float = Field(
+        default=0.5, ge=0, description="first backoff before a retry, doubled each retry")
+    max_backoff_s: float = Field(
+        default=30.0, gt=0, description="the longest backoff (and Retry-After honoured)")
+    max_concurrency: int = Field(
+        default=8, ge=1, description="requests in flight at once, per worker")
+    image_max_side: int = Field(
+        default=1024, ge=16, description="images are re-encoded to this longest side at most")
+    image_quality: int = Field(
+        default=90, ge=1, le=100, description="JPEG quality of the re-encoded image")
+    start_server: bool = Field(
+        default=False, description="start a local `vllm serve` of judge.model per worker")
     server_args: list[str] = Field(
         default_factory=list,
         description="extra `vllm serve` arguments (never --api-key: the key goes through "
@@ -131,8 +152,10 @@ class JudgeConfig(_Strict):
         "any OpenAI-compatible endpoint (vllm serve, SGLang, a hosted API).",
     )
     model: str | None = Field(default=None, description="model path or hub id")
-    vllm: VllmOptions = Field(default_factory=VllmOptions)
-    openai: OpenAIOptions = Field(default_factory=OpenAIOptions)
+    vllm: VllmOptions = Field(
+        default_factory=VllmOptions, description="the vllm backend's engine options")
+    openai: OpenAIOptions = Field(
+        default_factory=OpenAIOptions, description="the openai backend's endpoint options")
     output_format: Literal["json", "paper_text", "hall_vs_miss"] = Field(
         default="json",
         description="json: the project's JSON (schema-constrained); paper_text: the plain-text "
@@ -175,22 +198,30 @@ class JudgeConfig(_Strict):
         description="share of rows judged again with the captions' roles swapped, to measure "
         "position bias (diagnostic only: rewards do not change)",
     )
-    device: str = "cpu"
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    device: str = Field(
+        default="cpu", description="torch device of the transformers backend (cpu, cuda, cuda:1, "
+        "auto)")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        default="float32", description="weight dtype of the transformers backend")
     trust_remote_code: bool = Field(default=False, description="run code shipped with the model")
     constrained: bool = Field(default=True, description="JSON-schema-constrained decoding")
-    max_new_tokens: int = Field(default=1024, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0)
+    max_new_tokens: int = Field(
+        default=1024, ge=1, description="token budget of one answer; an answer cut at it is a "
+        "failure row, never taken")
+    temperature: float = Field(
+        default=0.0, ge=0.0, description="sampling temperature of first attempts (0: greedy)")
     retry_temperature: float = Field(
         default=0.3, ge=0.0,
         description="temperature of attempts after an unparsable answer (seeded: reruns give "
         "the same answers); at 0 a retry would repeat the greedy answer it retries")
-    seed: int = 0
+    seed: int = Field(default=0, description="sampling seed (reruns give the same answers)")
     max_attempts: int = Field(
         default=2, ge=1, le=10, description="tries per request, the first included"
     )
-    min_batch_size: int = Field(default=1, ge=1)
-    max_batch_size: int = Field(default=8, ge=1)
+    min_batch_size: int = Field(
+        default=1, ge=1, description="smallest batch Beam forms for the judge")
+    max_batch_size: int = Field(
+        default=8, ge=1, description="largest batch Beam forms for the judge (one backend call)")
     max_differences: int = Field(default=32, ge=1, le=64, description="decoding bound on the list")
     max_string_chars: int | None = Field(
         default=None, ge=1, description="decoding bound on every string (small models ramble)"
@@ -244,9 +275,9 @@ class ImageConfig(_Strict):
         "by default; README: Failure handling)")
     fetch_timeout_s: float = Field(
         default=30.0, gt=0, description="the whole fetch of one image, connect to last byte")
-    max_redirects: int = Field(default=5, ge=0, le=20,
-                               description="redirects an http(s) image fetch follows (each "
-                               "hop is checked against the host policy)")
+    max_redirects: int = Field(
+        default=5, ge=0, le=20, description="redirects an http(s) image fetch follows (each hop is "
+        "checked against the host policy)")
 
 
 class ManifestConfig(_Strict):
@@ -356,9 +387,9 @@ class TaxonomyConfig(_Strict):
 
 
 class _Preset(_Strict):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$",
-                      description="the preset's name: its column in `rewards/` "
-                      "(`preset_values.<name>`) and its entry in `rewards`")
+    name: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="the preset's "
+        "name: its column in `rewards/` (`preset_values.<name>`) and its entry in `rewards`")
     version: int = Field(default=1, ge=1, description="bump it when the parameters change")
     severity_weighted: bool = Field(
         default=True, description="severity-weighted error counts instead of plain counts")
@@ -372,18 +403,24 @@ class _Preset(_Strict):
 class RelativePreset(_Preset):
     """0.5 + 0.5 * (reference errors - actor errors) / differences, in [0, 1]."""
 
-    kind: Literal["relative"] = "relative"
+    kind: Literal["relative"] = Field(
+        default="relative", description="the formula (README: How a difference is scored)")
 
 
 class ActorOnlyPreset(_Preset):
     """Only the actor's errors: smooth decay in the error share, count penalty, richness bonus."""
 
-    kind: Literal["actor_only"] = "actor_only"
-    decay: float = Field(default=2.0, gt=0)
-    count_penalty: float = Field(default=0.2, ge=0)
-    count_scale: float = Field(default=4.0, gt=0)
-    richness_bonus: float = Field(default=0.05, ge=0)
-    richness_cap: int = Field(default=8, ge=1)
+    kind: Literal["actor_only"] = Field(
+        default="actor_only", description="the formula (README: How a difference is scored)")
+    decay: float = Field(default=2.0, gt=0, description="exp(-decay x the error share)")
+    count_penalty: float = Field(default=0.2, ge=0,
+                                 description="most taken off for many errors")
+    count_scale: float = Field(default=4.0, gt=0,
+                               description="errors at which the penalty reaches 63%")
+    richness_bonus: float = Field(default=0.05, ge=0,
+                                  description="most added for many real differences")
+    richness_cap: int = Field(default=8, ge=1,
+                              description="differences at which the bonus is full")
 
 
 class TradeoffPreset(_Preset):
@@ -392,9 +429,11 @@ class TradeoffPreset(_Preset):
     Not normalised by length: `lambda` is the form that compares captions of different length.
     """
 
-    kind: Literal["tradeoff"] = "tradeoff"
-    lam: float = Field(default=0.5, ge=0.0, le=1.0)
-    scale: float = Field(default=2.0, gt=0)
+    kind: Literal["tradeoff"] = Field(
+        default="tradeoff", description="the formula (README: How a difference is scored)")
+    lam: float = Field(default=0.5, ge=0.0, le=1.0,
+                       description="weight of hallucinations; 1 - lam weighs omissions")
+    scale: float = Field(default=2.0, gt=0, description="cost at which the value is 1/e")
 
 
 class LambdaPreset(_Preset):
@@ -405,9 +444,10 @@ class LambdaPreset(_Preset):
     o the omissions per `per_words` words of the reference; value = exp(-cost / scale).
     """
 
-    kind: Literal["lambda"] = "lambda"
-    lam: float = Field(default=0.5, ge=0.0, le=1.0,
-                       description="1: only hallucinations count; 0: only omissions")
+    kind: Literal["lambda"] = Field(
+        default="lambda", description="the formula (README: How a difference is scored)")
+    lam: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="1: only hallucinations count; 0: only omissions")
     scale: float = Field(default=5.0, gt=0, description="cost at which the value is 1/e")
     extra_credit: float = Field(
         default=0.0, ge=0.0, description="credit per correct extra detail (per `per_words` "
@@ -422,9 +462,9 @@ class _Released(_Preset):
     severity_weighted: bool = Field(
         default=False, description="severity-weighted error counts (the released code's "
         "USE_SEVERITY_WEIGHTED_REWARD; off by default there and here)")
-    reward_scale: float = Field(default=1.0, ge=0.0,
-                                description="REWARD_SCALE: the [0, 1] reward is multiplied by "
-                                "it, then clipped to [0, 1]")
+    reward_scale: float = Field(
+        default=1.0, ge=0.0, description="REWARD_SCALE: the [0, 1] reward is multiplied by it, "
+        "then clipped to [0, 1]")
     min_reward: float = Field(default=0.0, description="MIN_REWARD: [0, 1] maps to [min, max]")
     max_reward: float = Field(default=1.0, description="MAX_REWARD")
     ambiguity_penalty: bool = Field(
@@ -454,20 +494,23 @@ class _Released(_Preset):
 class NormalizedDiffPreset(_Released):
     """The released default mode: 0.5 - 0.5 * (A - B) / D (weighted: / (max weight * D))."""
 
-    kind: Literal["normalized_diff"] = "normalized_diff"
+    kind: Literal["normalized_diff"] = Field(
+        default="normalized_diff", description="the formula (README: How a difference is scored)")
 
 
 class RawDiffPreset(_Released):
     """0.5 - 0.5 * clip(A - B, +-max_error_diff) / max_error_diff."""
 
-    kind: Literal["raw_diff"] = "raw_diff"
+    kind: Literal["raw_diff"] = Field(
+        default="raw_diff", description="the formula (README: How a difference is scored)")
     max_error_diff: float = Field(default=10.0, gt=0.0, description="MAX_ERROR_DIFF")
 
 
 class AOnlyPreset(_Released):
     """1 - clip(A, 0, M) / M, M = max_error_diff (weighted: times the largest weight)."""
 
-    kind: Literal["a_only"] = "a_only"
+    kind: Literal["a_only"] = Field(
+        default="a_only", description="the formula (README: How a difference is scored)")
     max_error_diff: float = Field(default=10.0, gt=0.0, description="MAX_ERROR_DIFF")
 
 
@@ -475,25 +518,31 @@ class NormalizedAOnlyPreset(_Released):
     """The released actor-only reward: (eps + (1 - eps) (1 - A/D)^alpha) exp(-A/k)
     (0.7 + 0.3 min(1, log(1 + D) / log(1 + D_max))); 1 when nothing differs."""
 
-    kind: Literal["normalized_a_only"] = "normalized_a_only"
-    alpha: float = Field(default=2.0, gt=0.0)
-    epsilon: float = Field(default=0.05, ge=0.0, le=1.0)
-    k: float = Field(default=4.0, gt=0.0)
+    kind: Literal["normalized_a_only"] = Field(
+        default="normalized_a_only", description="the formula (README: How a difference is scored)")
+    alpha: float = Field(default=2.0, gt=0.0, description="the released ALPHA: exponent of 1 - A/D")
+    epsilon: float = Field(default=0.05, ge=0.0, le=1.0,
+                           description="the released EPSILON: the floor of the decay")
+    k: float = Field(default=4.0, gt=0.0, description="the released K: scale of exp(-A / k)")
     d_max: int = Field(default=10, ge=1, description="D_max: differences of a full bonus")
 
 
 class JudgmentBasedPreset(_Released):
     """0.5 + 0.5 * ((A wins - B wins) / D +- overall_contribution for the overall verdict)."""
 
-    kind: Literal["judgment_based"] = "judgment_based"
-    overall_contribution: float = Field(default=0.1, ge=0.0, le=1.0)
+    kind: Literal["judgment_based"] = Field(
+        default="judgment_based", description="the formula (README: How a difference is scored)")
+    overall_contribution: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="share of the reward the overall verdict "
+        "decides")
 
 
 class HallVsMissPreset(_Released):
     """1 - (hallucinations + missing facts) / differences, the ambiguity penalty before the
     scale (as released)."""
 
-    kind: Literal["hall_vs_miss"] = "hall_vs_miss"
+    kind: Literal["hall_vs_miss"] = Field(
+        default="hall_vs_miss", description="the formula (README: How a difference is scored)")
 
     @model_validator(mode="after")
     def _counts_only(self) -> HallVsMissPreset:
@@ -508,11 +557,14 @@ class HolisticPreset(_Preset):
     [min_reward, max_reward]; null where the row has no holistic score. Counting and severity
     weighting do not apply."""
 
-    kind: Literal["holistic"] = "holistic"
+    kind: Literal["holistic"] = Field(
+        default="holistic", description="the formula (README: How a difference is scored)")
     min_reward: float = Field(default=0.0, description="MIN_REWARD")
     max_reward: float = Field(default=1.0, description="MAX_REWARD")
     format_ratio: float = Field(default=0.0, ge=0.0, description="as for the released modes")
-    require_think_block: bool = False
+    require_think_block: bool = Field(
+        default=False, description="as for the released modes: no reward without "
+        "<think>...</think>")
 
     @model_validator(mode="after")
     def _check_range(self) -> HolisticPreset:
@@ -544,11 +596,13 @@ class AmbiguityConfig(_Strict):
         default_factory=lambda: ["or", "and/or", "possibly", "appears to", "might be",
                                  "could be", "likely"],
         description="tried in this order at each position (case-insensitive)")
-    slash_pairs: bool = True
+    slash_pairs: bool = Field(default=True,
+                              description="count any word/word (red/orange) as one hedge")
 
 
 class RewardsConfig(_Strict):
-    presets: list[Preset] = Field(default_factory=_default_presets)
+    presets: list[Preset] = Field(
+        default_factory=_default_presets, description="the rewards computed for every judged row")
     primary: str = Field(default="relative", description="preset written to the `reward` column")
     hedges: list[str] = Field(
         default_factory=lambda: [
@@ -557,7 +611,9 @@ class RewardsConfig(_Strict):
         ],
         description="hedging phrases counted in `stats.actor_hedges` (diagnostic)",
     )
-    ambiguity: AmbiguityConfig = Field(default_factory=AmbiguityConfig)
+    ambiguity: AmbiguityConfig = Field(
+        default_factory=AmbiguityConfig, description="how hedging is counted (the released code's "
+        "ambiguity penalty)")
 
     @model_validator(mode="after")
     def _check(self) -> RewardsConfig:
@@ -577,13 +633,20 @@ class RunConfig(_Strict):
 
 
 class ClaimdiffConfig(_Strict):
-    judge: JudgeConfig = Field(default_factory=JudgeConfig)
-    manifest: ManifestConfig = Field(default_factory=ManifestConfig)
-    images: ImageConfig = Field(default_factory=ImageConfig)
-    severity: SeverityConfig = Field(default_factory=SeverityConfig)
-    taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
-    rewards: RewardsConfig = Field(default_factory=RewardsConfig)
-    run: RunConfig = Field(default_factory=RunConfig)
+    judge: JudgeConfig = Field(
+        default_factory=JudgeConfig, description="which judge, and how it decides")
+    manifest: ManifestConfig = Field(
+        default_factory=ManifestConfig, description="bounds on manifest rows")
+    images: ImageConfig = Field(
+        default_factory=ImageConfig, description="how images are fetched, bounded and decoded")
+    severity: SeverityConfig = Field(
+        default_factory=SeverityConfig, description="severity weights and the keyword rule")
+    taxonomy: TaxonomyConfig = Field(
+        default_factory=TaxonomyConfig, description="open-vocabulary types -> canonical types")
+    rewards: RewardsConfig = Field(
+        default_factory=RewardsConfig, description="reward presets and hedging phrases")
+    run: RunConfig = Field(
+        default_factory=RunConfig, description="thresholds and sharding of the run")
 
     def sha256(self) -> str:
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
