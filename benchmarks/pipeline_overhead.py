@@ -31,9 +31,9 @@ from claimdiff.rewards.presets import compute_rewards
 from claimdiff.rewards.stats import Provenance, derive
 from claimdiff.rewards.taxonomy import TypeMapper
 from claimdiff.runners.options import pipeline_options
-from claimdiff.sample_data import write_sample
 from claimdiff.schemas.arrow import to_table
 from claimdiff.schemas.rows import DifferenceRow
+from claimdiff.synth.sample import write_sample
 from claimdiff.transforms.judge import prepare
 
 

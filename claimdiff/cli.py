@@ -180,7 +180,7 @@ def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    from claimdiff.sample_data import write_sample
+    from claimdiff.synth.sample import write_sample
 
     manifest = write_sample(args.out, images=args.images, actors=args.actors, seed=args.seed,
                             broken=not args.no_broken)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from claimdiff.sample_data import png_bytes
+from claimdiff.synth.render import png_bytes
 
 
 def gold(*differences: dict[str, Any], overall: str = "reference") -> dict[str, Any]:

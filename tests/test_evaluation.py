@@ -46,9 +46,10 @@ from claimdiff.evaluation.ordering import OrderingRow, PresetId, reward_ordering
 from claimdiff.evaluation.report import Detection, SwapConsistency
 from claimdiff.matching import assign, jaccard, match_text, tokens
 from claimdiff.rewards.taxonomy import TypeMapper
-from claimdiff.sample_data import png_bytes, write_sample
 from claimdiff.schemas.judge import JudgeOutput
 from claimdiff.schemas.rows import DifferenceRow, InputRow, RewardRow, RowStatus, SwapCheck
+from claimdiff.synth.render import png_bytes
+from claimdiff.synth.sample import write_sample
 from tests.conftest import diff, gold
 from tests.pipeline_support import run
 

@@ -21,7 +21,7 @@ from claimdiff.errors import (
 from claimdiff.io import http
 from claimdiff.io.hosts import HostPolicy, address_class, system_resolver
 from claimdiff.io.images import read_bytes
-from claimdiff.sample_data import png_bytes
+from claimdiff.synth.render import png_bytes
 from tests.support.http_servers import body, redirect, serve, trickle
 
 REFUSED = {

@@ -11,7 +11,7 @@ from PIL import Image
 from claimdiff.config import ImageConfig
 from claimdiff.errors import DisallowedURIError, ImageError
 from claimdiff.io.images import load_image
-from claimdiff.sample_data import png_bytes
+from claimdiff.synth.render import png_bytes
 
 CONFIG = ImageConfig(max_side=64, max_decode_pixels=512 * 512)
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from claimdiff.errors import ConfigError
 from claimdiff.pipelines import outputs
-from claimdiff.sample_data import png_bytes
+from claimdiff.synth.render import png_bytes
 from tests.conftest import diff, gold
 from tests.pipeline_support import read, run
 

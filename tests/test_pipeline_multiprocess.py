@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from claimdiff.sample_data import write_sample
+from claimdiff.synth.sample import write_sample
 from tests.pipeline_support import read, run
 
 

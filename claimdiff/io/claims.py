@@ -32,7 +32,7 @@ from typing import Any
 from fsspec.implementations.local import LocalFileSystem
 
 from claimdiff.errors import ClaimHeldError, ConfigError
-from claimdiff.io.datasets import filesystem, join
+from claimdiff.io.fs import filesystem, join
 
 log = logging.getLogger(__name__)
 

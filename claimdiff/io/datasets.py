@@ -17,27 +17,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
 from claimdiff.errors import IncompleteRunError
+from claimdiff.io.claims import read_claim
+from claimdiff.io.fs import filesystem as filesystem
+from claimdiff.io.fs import join as join
 from claimdiff.schemas.arrow import from_table
 from claimdiff.schemas.run import RunManifest
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 SHARD_GLOB = "part-*.parquet"
 RUN_MANIFEST = "run.json"
-
-
-def join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts])
-
-
-def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, root = fsspec.core.url_to_fs(uri)
-    return fs, root
 
 
 def read_run_manifest(output: str) -> RunManifest:
@@ -47,8 +40,6 @@ def read_run_manifest(output: str) -> RunManifest:
     try:
         data = fs.cat_file(path)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        from claimdiff.io.claims import read_claim
-
         claim = read_claim(output)
         if claim is not None:
             raise IncompleteRunError(

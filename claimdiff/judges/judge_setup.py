@@ -9,10 +9,13 @@ the version written beside it cannot disagree.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from claimdiff.config import ClaimdiffConfig, JudgeConfig
+from claimdiff.errors import ConfigError
 from claimdiff.judges.backends.base import Decoding
 from claimdiff.judges.prompting.templates import PromptTemplate, load_prompt
 from claimdiff.schemas.judge import decoding_schema
@@ -49,6 +52,33 @@ def decoding_params(config: JudgeConfig, image_max_side: int | None = None) -> D
     )
 
 
+# What a Hugging Face hub id looks like ("org/name" or "name"); anything else is a path.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def check_model_source(config: JudgeConfig) -> None:
+    """Fail before the pipeline starts when `judge.model` names a local path that is not there.
+
+    Without this, a typo in a path surfaces as a model-loading crash on a worker, minutes later.
+    A hub id cannot be checked offline; the backend resolves it (from the local cache).
+    """
+    loads_weights = config.backend in ("transformers", "vllm") or (
+        config.backend == "openai" and config.openai.start_server)
+    model = config.model
+    if not loads_weights or model is None or "://" in model:
+        return
+    if model.startswith("~"):
+        # the backends take the path as given; a shell expands `~`, a config file does not
+        raise ConfigError(f"judge.model {model!r}: write the home folder out (no `~`)")
+    if os.path.exists(model):
+        if not os.path.isdir(model):
+            raise ConfigError(f"judge.model {model!r} is a file; a model is a folder")
+        return
+    looks_like_path = model.startswith(("/", "./", "../")) or not _HUB_ID.match(model)
+    if looks_like_path:
+        raise ConfigError(f"judge.model {model!r}: no such folder")
+
+
 def model_id(config: JudgeConfig) -> str:
     """The model identity written to every row, known without loading the model."""
     return "labels" if config.backend == "labels" else str(config.model)
@@ -79,7 +109,6 @@ class JudgeSetup:
     def build(cls, config: ClaimdiffConfig, *, check_model: bool = True) -> JudgeSetup:
         """The setup of `config`; `ConfigError` for a prompt without the fields of its role, a
         model path that does not exist (`check_model`), and the like."""
-        from claimdiff.judges.backends.factory import check_model_source
         from claimdiff.judges.prompting.special_tokens import special_tokens_of
 
         judge = config.judge

@@ -12,14 +12,13 @@ Great Expectations and matplotlib are imported only when a report is made.
 """
 
 from claimdiff.quality.config import QualityConfig, load_quality_config, parse_quality_config
-from claimdiff.quality.report import (
+from claimdiff.quality.report import assess, build_report
+from claimdiff.quality.results import (
     EXIT_BREACHED,
     EXIT_PASS,
     EXIT_UNREADABLE,
     QualityResult,
     ReportOutcome,
-    assess,
-    build_report,
 )
 
 __all__ = [

@@ -18,7 +18,7 @@ from claimdiff.quality.expectations import FAMILIES
 from claimdiff.quality.plots import Plot
 
 if TYPE_CHECKING:
-    from claimdiff.quality.report import ExpectationResult, QualityResult
+    from claimdiff.quality.results import ExpectationResult, QualityResult
 
 _FOLD_AFTER = 12
 

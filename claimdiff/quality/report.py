@@ -17,13 +17,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from claimdiff import exit_codes
 from claimdiff.errors import ConfigError, UnreadableRunError
 from claimdiff.io.datasets import filesystem, join
 from claimdiff.quality import drift
@@ -31,67 +27,24 @@ from claimdiff.quality.config import QualityConfig
 from claimdiff.quality.expectations import (
     SUITE_VERSION,
     CheckContext,
-    Skipped,
     build_suite,
     schema_sha256,
 )
 from claimdiff.quality.frames import RunData, metrics_frame, read_run
+from claimdiff.quality.html import render_index
+from claimdiff.quality.results import (
+    EXIT_CODES,
+    EXIT_UNREADABLE,
+    ExpectationResult,
+    QualityResult,
+    ReportOutcome,
+)
 from claimdiff.quality.validate import CheckResult, run_checks
 
-REPORT_VERSION = 1
 REPORT_FOLDER = "report"
 REPORT_JSON = "report.json"
 INDEX_HTML = "index.html"
 DATA_DOCS = "data_docs"
-
-
-class ReportOutcome(StrEnum):
-    PASS = "pass"
-    BREACHED = "breached"
-    UNREADABLE = "unreadable"
-
-
-EXIT_PASS, EXIT_BREACHED = exit_codes.OK, exit_codes.BREACHED
-EXIT_UNREADABLE = exit_codes.UNREADABLE
-EXIT_CODES = {ReportOutcome.PASS: EXIT_PASS, ReportOutcome.BREACHED: EXIT_BREACHED,
-              ReportOutcome.UNREADABLE: EXIT_UNREADABLE}
-
-
-class ExpectationResult(BaseModel):
-    id: str
-    family: str
-    table: str
-    type: str
-    description: str
-    threshold: str | None
-    success: bool
-    observed: str
-    unexpected: list[Any] = Field(default_factory=list)
-    error: str | None = None
-    data_docs: str | None = Field(default=None,
-                                  description="its Data Docs page, relative to the report folder")
-
-
-class QualityResult(BaseModel):
-    """What `claimdiff report --json` prints and `report/report.json` holds."""
-
-    report_version: int = REPORT_VERSION
-    outcome: ReportOutcome
-    exit_code: int
-    run: str
-    run_id: str | None = None
-    error: str | None = Field(default=None, description="why the run is unreadable")
-    created_at: str | None = None
-    run_summary: dict[str, Any] = Field(default_factory=dict)
-    suite: dict[str, Any] = Field(default_factory=dict)
-    passed: int = 0
-    failed: list[str] = Field(default_factory=list, description="ids of breached expectations")
-    expectations: list[ExpectationResult] = Field(default_factory=list)
-    not_computed: list[Skipped] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
-    baseline: str | None = None
-    drift: dict[str, Any] | None = None
-    report: str | None = Field(default=None, description="index.html, where it was written")
 
 
 def unreadable(run: str, error: UnreadableRunError) -> QualityResult:
@@ -222,7 +175,6 @@ def build_report(run: str, *, out: str | None = None, baseline: str | None = Non
     built in a local temporary folder and copied there).
     """
     from claimdiff.quality.datadocs import make_offline
-    from claimdiff.quality.html import render_index
     from claimdiff.quality.plots import render_plots
 
     run = run.rstrip("/")

@@ -18,7 +18,7 @@ from PIL import Image
 
 from claimdiff.cli import main
 from claimdiff.io.claims import CLAIM_NAME, ClaimInfo
-from claimdiff.sample_data import png_bytes
+from claimdiff.synth.render import png_bytes
 from tests.conftest import diff, gold
 
 ROW = {"image": "img/a.png", "reference": "A dog.", "caption": "A cat.",

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from claimdiff.sample_data import png_bytes
+from claimdiff.synth.render import png_bytes
 from tests.conftest import diff, gold
 from tests.pipeline_support import read, run
 

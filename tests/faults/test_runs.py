@@ -22,7 +22,7 @@ from PIL import Image
 
 from claimdiff.errors import ClaimHeldError
 from claimdiff.io.claims import CLAIM_NAME, OutputClaim, read_claim
-from claimdiff.sample_data import png_bytes
+from claimdiff.synth.render import png_bytes
 from tests.conftest import diff, gold
 
 CLAIMDIFF = [sys.executable, "-m", "claimdiff.cli"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from claimdiff.sample_data import write_sample
 from claimdiff.synth import write_synthetic
+from claimdiff.synth.sample import write_sample
 from tests.pipeline_support import run
 
 

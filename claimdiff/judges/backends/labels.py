@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from claimdiff.errors import JudgeOutputError, NoGoldError
 from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer, Role
 from claimdiff.judges.formats import parser_for, renderer_for
-from claimdiff.judges.passes.swap import mirror
-from claimdiff.judges.passes.verification import verdicts_for
+from claimdiff.judges.gold import mirror, verdicts_for
 from claimdiff.schemas.judge import VerificationOutput
 
 NO_GOLD = "row has no gold labels: the labels judge needs a `gold` column"

@@ -25,18 +25,17 @@ from claimdiff.judges.attempts import answer_all
 from claimdiff.judges.backends.base import JudgeBackend, JudgeRequest, Role
 from claimdiff.judges.events import Event, Observe
 from claimdiff.judges.formats import parser_for
+from claimdiff.judges.gold import mirror as mirror
 from claimdiff.judges.records import JudgeResult
 from claimdiff.matching import DEFAULT_THRESHOLD, assign, lexical_score
 from claimdiff.rewards.outcomes import difference_kind, outcomes_of
-from claimdiff.schemas.judge import JudgedDifference, JudgeOutput, Judgment, Overall
+from claimdiff.schemas.judge import JudgedDifference, JudgeOutput
 from claimdiff.schemas.rows import Outcome, SwapCheck
 
 if TYPE_CHECKING:
     from claimdiff.judges.judge_setup import JudgeSetup
 
 MATCH_THRESHOLD = DEFAULT_THRESHOLD
-_MIRROR_JUDGMENT = {Judgment.ACTOR: Judgment.REFERENCE, Judgment.REFERENCE: Judgment.ACTOR}
-_MIRROR_OVERALL = {Overall.ACTOR: Overall.REFERENCE, Overall.REFERENCE: Overall.ACTOR}
 
 
 def selected(cache_key: str, fraction: float) -> bool:
@@ -45,21 +44,6 @@ def selected(cache_key: str, fraction: float) -> bool:
         return False
     bucket = int(hashlib.sha256(f"swap:{cache_key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return bucket < fraction
-
-
-def mirror(output: JudgeOutput) -> JudgeOutput:
-    """An answer about (A=reference, R=actor) rewritten as one about (A=actor, R=reference)."""
-    differences = [
-        JudgedDifference(
-            aspect=d.aspect, actor_claim=d.reference_claim, reference_claim=d.actor_claim,
-            actor_span=d.reference_span, reference_span=d.actor_span,
-            judgment=_MIRROR_JUDGMENT.get(d.judgment, d.judgment),
-            actor_error=d.reference_error, reference_error=d.actor_error,
-            confidence=d.confidence)
-        for d in output.differences
-    ]
-    overall = _MIRROR_OVERALL.get(output.overall, output.overall) if output.overall else None
-    return JudgeOutput(differences=differences, overall=overall)
 
 
 def _outcomes(difference: JudgedDifference) -> tuple[Outcome, ...]:

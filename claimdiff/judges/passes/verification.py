@@ -105,23 +105,6 @@ def implied_judgment(kind: DifferenceKind, actor: Verdict | None,
     return J.REFERENCE if reference is V.SUPPORTED else J.ACTOR
 
 
-def verdicts_for(output: JudgeOutput) -> VerificationOutput:
-    """The verdicts a judgment implies: what the `labels` judge answers in the second pass."""
-    by_judgment = {
-        J.ACTOR: (V.SUPPORTED, V.CONTRADICTED), J.REFERENCE: (V.CONTRADICTED, V.SUPPORTED),
-        J.BOTH_WRONG: (V.CONTRADICTED, V.CONTRADICTED),
-        J.BOTH_SUPPORTED: (V.SUPPORTED, V.SUPPORTED), J.UNCERTAIN: (V.UNCERTAIN, V.UNCERTAIN),
-    }
-    verdicts = []
-    for index, difference in enumerate(output.differences):
-        actor, reference = by_judgment[difference.judgment]
-        if difference.actor_claim and difference.actor_claim.strip():
-            verdicts.append(ClaimVerdict(claim_id=f"{index + 1}A", verdict=actor))
-        if difference.reference_claim and difference.reference_claim.strip():
-            verdicts.append(ClaimVerdict(claim_id=f"{index + 1}R", verdict=reference))
-    return VerificationOutput(verdicts=verdicts)
-
-
 @dataclass(frozen=True)
 class Combined:
     output: JudgeOutput

@@ -1,4 +1,6 @@
-"""Sample data for the demo and the tests: drawn scenes, captions with known edits, gold labels.
+"""A small sample set (`claimdiff sample`): drawn shapes, captions with known edits, gold labels,
+and a few deliberately broken rows. `claimdiff synth` is the full diagnostic generator; this is
+its quick companion for a first look at `failures/`.
 
 Each scene is a few shapes drawn with Pillow. The reference caption describes it; each actor
 caption applies one controlled edit (or none), and the edit is recorded as the gold difference
@@ -9,7 +11,6 @@ A few deliberately broken rows (a truncated image, a missing image, a malformed 
 
 from __future__ import annotations
 
-import io
 import json
 import random
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, ImageDraw
+
+from claimdiff.synth.render import png_bytes
 
 COLORS = {
     "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
@@ -139,12 +142,6 @@ def random_scene(rng: random.Random) -> Scene:
     return Scene(shape=rng.choice(SHAPES), color=color, count=rng.randint(1, 3),
                  side_shape=rng.choice(SHAPES), side_color=side_color,
                  background=rng.choice(list(BACKGROUNDS)))
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def write_sample(out: str, *, images: int = 10, actors: int = 4, seed: int = 0,
