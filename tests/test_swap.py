@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from claimdiff.judges.passes.swap import compare, mirror, selected
+from claimdiff.judges.gold import mirror
+from claimdiff.judges.passes.swap import compare, selected
 from claimdiff.schemas.judge import JudgeOutput, Judgment, Overall
 from tests.conftest import diff, gold
 

@@ -12,6 +12,7 @@ import pytest
 
 from claimdiff.errors import JudgeOutputError
 from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer
+from claimdiff.judges.gold import verdicts_for
 from claimdiff.judges.judge_setup import JudgeSetup
 from claimdiff.judges.loop import judge_batch
 from claimdiff.judges.passes.verification import (
@@ -22,7 +23,6 @@ from claimdiff.judges.passes.verification import (
     implied_judgment,
     parse_verification,
     render_claims,
-    verdicts_for,
 )
 from claimdiff.judges.records import JudgeItem
 from claimdiff.schemas.judge import JudgeOutput, Judgment, Verdict

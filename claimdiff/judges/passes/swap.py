@@ -25,7 +25,7 @@ from claimdiff.judges.attempts import answer_all
 from claimdiff.judges.backends.base import JudgeBackend, JudgeRequest, Role
 from claimdiff.judges.events import Event, Observe
 from claimdiff.judges.formats import parser_for
-from claimdiff.judges.gold import mirror as mirror
+from claimdiff.judges.gold import mirror
 from claimdiff.judges.records import JudgeResult
 from claimdiff.matching import DEFAULT_THRESHOLD, assign, lexical_score
 from claimdiff.rewards.outcomes import difference_kind, outcomes_of
