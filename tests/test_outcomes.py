@@ -11,7 +11,7 @@ J = Judgment
 O = Outcome  # noqa: E741
 
 
-# The table of DESIGN §2, row by row.
+# The outcome table (docs/architecture.md), row by row.
 @pytest.mark.parametrize(
     ("kind", "judgment", "expected"),
     [

@@ -1,4 +1,4 @@
-"""The outcome table of DESIGN §2, as one pure function.
+"""The outcome table (docs/architecture.md: outcomes), as one pure function.
 
 | claims present | judgment                 | outcomes                                   |
 |----------------|--------------------------|--------------------------------------------|

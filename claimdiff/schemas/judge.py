@@ -1,8 +1,9 @@
 """The judge's structured output: what every backend returns and what `gold` holds.
 
-These models are the single source of the judge format (DESIGN §8). The JSON schema that constrains
-decoding is derived from them (`decoding_schema`), and every raw output is validated against them
-after decoding, so a backend that ignores the constraint still cannot smuggle in a malformed row.
+These models are the single source of the judge format (docs/architecture.md). The JSON schema that
+constrains decoding is derived from them (`decoding_schema`), and every raw output is validated
+against them after decoding, so a backend that ignores the constraint still cannot smuggle in a
+malformed row.
 """
 
 from __future__ import annotations

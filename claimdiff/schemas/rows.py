@@ -16,7 +16,7 @@ from claimdiff.schemas.judge import Judgment
 
 
 class Outcome(StrEnum):
-    """What a difference means for each caption (DESIGN §2, derived in `rewards.outcomes`)."""
+    """What a difference means for each caption (the outcome table, `rewards.outcomes`)."""
 
     ACTOR_HALLUCINATION = "actor_hallucination"
     ACTOR_EXTRA_CORRECT = "actor_extra_correct"

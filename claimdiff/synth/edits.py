@@ -61,7 +61,7 @@ from claimdiff.synth.scene import (
 
 C = CanonicalType
 
-# edit kind -> the outcomes its gold difference must produce (DESIGN §2)
+# edit kind -> the outcomes its gold difference must produce (docs/architecture.md: outcomes)
 _HALLUCINATION = (Outcome.ACTOR_HALLUCINATION,)
 INTENDED_OUTCOMES: dict[str, tuple[Outcome, ...]] = {
     "hallucinated_object": _HALLUCINATION,

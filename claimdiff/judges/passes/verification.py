@@ -15,11 +15,12 @@ one `supported`, `contradicted` or `uncertain`. Those verdicts imply a judgment 
 | reference only | -           | contradicted    | actor            |
 | any            | any uncertain                 | | uncertain        |
 
-The passes agree on a difference when their judgments give the same outcomes (DESIGN §2), so an
-actor-only claim judged `both_wrong` in pass one and `reference` by implication agree: both are an
-actor hallucination. A one-sided difference the first pass called `both_supported` (not a real
-difference: the other caption says the same in other words) agrees with a verifier that finds
-its claim supported: whether two wordings match is the first pass's question, not the image's.
+The passes agree on a difference when their judgments give the same outcomes (the outcome table of
+docs/architecture.md), so an actor-only claim judged `both_wrong` in pass one and `reference` by
+implication agree: both are an actor hallucination. A one-sided difference the first pass called
+`both_supported` (not a real difference: the other caption says the same in other words) agrees
+with a verifier that finds its claim supported: whether two wordings match is the first pass's
+question, not the image's.
 Where they disagree, the `judge.verify_rule` decides:
 - `agree_or_uncertain` (default, for high-precision runs): the difference becomes `uncertain`, so
   it counts against nobody and shows as judge noise;
