@@ -11,7 +11,7 @@ VLLM_VENV := .venv-vllm
 $(BIN)/.installed: setup.py pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[transformers,train,report,plot,dev]'
+	$(BIN)/pip install --quiet -e '.[transformers,train,report,plot,serve,dev]'
 	touch $@
 
 setup: $(BIN)/.installed

@@ -39,6 +39,9 @@ EXTRAS = {
     "report": ["great_expectations>=1.24,<2", "matplotlib>=3.8"],
     "aws": ["apache-beam[aws]==2.77.0", "s3fs>=2024.6"],
     "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs>=2024.6"],
+    # `claimdiff serve`, the reward server (the in-process reward functions need only the core
+    # install and a backend's extra)
+    "serve": ["fastapi>=0.110", "uvicorn>=0.29"],
     # the frontier picture of `claimdiff sweep`
     "plot": ["matplotlib>=3.8"],
     # what the test suites need everywhere (the vLLM environment too, which pins its own

@@ -384,6 +384,49 @@ def _run_report(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve", help="serve rewards to an RL trainer over HTTP (the released reward server's "
+        "protocol, and a batch endpoint)",
+        description="Load the judge once and score (image, reference, caption) requests as "
+        "they come, gathering concurrent ones into judge batches. POST /judge speaks the "
+        "released reward server's protocol; POST /score takes batches; GET /health reports. "
+        "A request that cannot be scored is refused with its stage and reason, never given a "
+        "number (README: Rewards during RL).")
+    serve.add_argument("--config", help="YAML config file (judge, rewards, serve sections)")
+    serve.add_argument("--judge", choices=_choices(JudgeConfig, "backend"),
+                       help="judge backend (config judge.backend)")
+    serve.add_argument("--model", help="model path or hub id (transformers, vllm, openai)")
+    serve.add_argument("--host", help="listen address (config serve.host; default loopback)")
+    serve.add_argument("--port", type=int, help="port (config serve.port; 0: a free one)")
+    serve.add_argument("--image-root", action="append", default=[], metavar="DIR",
+                       help="a folder request image paths may point into (repeatable; config "
+                       "serve.image_roots)")
+    serve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set serve.max_batch=16 (repeatable)")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from claimdiff.config import load_config
+    from claimdiff.serving.server import serve
+
+    overrides = _parse_set(args.set)
+    for key, value in (("judge.backend", args.judge), ("judge.model", args.model),
+                       ("serve.host", args.host), ("serve.port", args.port)):
+        if value is not None:
+            overrides[key] = value
+    if args.image_root:
+        overrides["serve.image_roots"] = args.image_root
+    config = load_config(_read_config_text(args.config) if args.config else None, overrides)
+
+    def ready(url: str) -> None:
+        print(f"claimdiff serve: {url} (judge {config.judge.backend}, "
+              f"primary reward {config.rewards.primary})", flush=True)
+
+    serve(config, ready=ready)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="claimdiff", description="Claim-level caption judging and rewards for caption RL.",
@@ -491,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("dataset", choices=["differences", "rewards", "failures", "judge"])
     schema.add_argument("--decoding", action="store_true",
                         help="with judge: the schema used for constrained decoding")
+    _serve_parser(sub)
     from claimdiff.training.cli import add_parsers as add_training_parsers
 
     add_training_parsers(sub)
@@ -576,6 +620,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_rewards(args)
         if args.command == "sweep":
             return _run_sweep(args)
+        if args.command == "serve":
+            return _run_serve(args)
         return _run_schema(args)
     except PipelineFailed as exc:
         # One clear line and a distinct status rather than a page of Beam frames.

@@ -632,6 +632,39 @@ class RunConfig(_Strict):
     num_shards: int = Field(default=0, ge=0, description="shards per dataset; 0: runner decides")
 
 
+class ServeConfig(_Strict):
+    """`claimdiff serve` and the in-process reward functions (README: Rewards during RL)."""
+
+    host: str = Field(default="127.0.0.1", min_length=1,
+                      description="address the reward server listens on (loopback by default)")
+    port: int = Field(default=8000, ge=0, le=65535, description="port; 0 picks a free one")
+    max_batch: int = Field(default=32, ge=1, description="requests judged in one backend batch")
+    max_wait_ms: float = Field(
+        default=20.0, ge=0.0, le=10_000.0, description="how long a batch waits for more "
+        "requests once the first has arrived")
+    max_pending: int = Field(
+        default=1024, ge=1, description="requests queued or being judged; more are refused "
+        "with 503 busy (the released client retries)")
+    request_timeout_s: float = Field(
+        default=900.0, gt=0.0, description="a request not scored within this is answered 504")
+    cache_size: int = Field(
+        default=8192, ge=0, description="scores kept by cache key, so a repeated (image, "
+        "reference, caption) is judged once; 0 keeps none")
+    max_body_bytes: int = Field(default=4 * 2**20, ge=1024,
+                                description="largest request body read")
+    image_roots: list[str] = Field(
+        default_factory=list, description="local folders a request's image_path may point "
+        "into (resolved, links followed); local paths are refused when empty; remote URIs "
+        "follow images.allowed_schemes and the host policy")
+    token_env: str | None = Field(
+        default=None, description="environment variable holding a shared secret; when set, "
+        "requests need `Authorization: Bearer <secret>` (set it when serving beyond loopback)")
+    verifier_presets: dict[str, str] = Field(
+        default_factory=lambda: {"gemini_caption_diff": "", "claimdiff": ""},
+        description="reward_verifier names a request may send -> the preset they score with "
+        "(empty: rewards.primary); any configured preset's own name is accepted too")
+
+
 class ClaimdiffConfig(_Strict):
     judge: JudgeConfig = Field(
         default_factory=JudgeConfig, description="which judge, and how it decides")
@@ -647,6 +680,17 @@ class ClaimdiffConfig(_Strict):
         default_factory=RewardsConfig, description="reward presets and hedging phrases")
     run: RunConfig = Field(
         default_factory=RunConfig, description="thresholds and sharding of the run")
+    serve: ServeConfig = Field(
+        default_factory=ServeConfig, description="the reward server and reward functions")
+
+    @model_validator(mode="after")
+    def _check_serve(self) -> ClaimdiffConfig:
+        names = {p.name for p in self.rewards.presets}
+        unknown = sorted(v for v in self.serve.verifier_presets.values() if v and v not in names)
+        if unknown:
+            raise ValueError(f"serve.verifier_presets names presets that are not configured: "
+                             f"{unknown} (configured: {sorted(names)})")
+        return self
 
     def sha256(self) -> str:
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True)

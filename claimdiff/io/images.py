@@ -228,3 +228,28 @@ def load_image(uri: str, config: ImageConfig, policy: HostPolicy | None = None) 
     image, width, height = decode(data, config)
     return LoadedImage(uri=uri, sha256=hashlib.sha256(data).hexdigest(), width=width,
                        height=height, image=image)
+
+
+def from_pixels(image: Image.Image, config: ImageConfig, uri: str) -> LoadedImage:
+    """An image already decoded by the caller (a trainer's dataset holds PIL images): bounded
+    like a decoded file, identified by the sha256 of its mode, size and pixels."""
+    width, height = image.size
+    if width * height > config.max_decode_pixels:
+        raise ImageError(f"image has {width}x{height} pixels, over images.max_decode_pixels="
+                         f"{config.max_decode_pixels}")
+    digest = hashlib.sha256(f"{image.mode}:{width}x{height}:".encode())
+    digest.update(image.tobytes())
+    rgb = _to_rgb(image)
+    if rgb is image:
+        rgb = image.copy()  # thumbnail works in place: never resize the caller's image
+    rgb.thumbnail((config.max_side, config.max_side), Image.Resampling.LANCZOS)
+    return LoadedImage(uri=uri, sha256=digest.hexdigest(), width=width, height=height, image=rgb)
+
+
+def from_bytes(data: bytes, config: ImageConfig, uri: str) -> LoadedImage:
+    """An encoded image the caller already holds (a request body), bounded like a read file."""
+    if len(data) > config.max_bytes:
+        raise ImageError(f"image has {len(data)} bytes, over images.max_bytes={config.max_bytes}")
+    image, width, height = decode(data, config)
+    return LoadedImage(uri=uri, sha256=hashlib.sha256(data).hexdigest(), width=width,
+                       height=height, image=image)

@@ -9,11 +9,10 @@ import apache_beam as beam
 
 from claimdiff.config import ClaimdiffConfig
 from claimdiff.errors import JudgeOutputError
-from claimdiff.judges.formats.hall_vs_miss import parse_hall_vs_miss
 from claimdiff.judges.judge_setup import JudgeSetup
 from claimdiff.judges.records import JudgeResult
-from claimdiff.rewards.presets import compute_rewards, preset_values
-from claimdiff.rewards.stats import Provenance, derive
+from claimdiff.rewards.judged import derive_result
+from claimdiff.rewards.presets import preset_values
 from claimdiff.rewards.taxonomy import TypeMapper
 from claimdiff.schemas.rows import RewardRow, RowStatus, Stage
 from claimdiff.transforms.failures import FAILURES, row_failed
@@ -39,38 +38,25 @@ class _Derive(beam.DoFn):
         self._mapper = TypeMapper(self._config.taxonomy)
 
     def process(self, result: JudgeResult) -> Iterator[beam.pvalue.TaggedOutput]:
-        assert result.output is not None
         assert self._mapper is not None
         item, row = result.item, result.item.row
         setup = self._setup
-        provenance = Provenance(
-            run_id=self._run_id, image_sha256=item.image.sha256, judge_model=setup.model_id,
-            prompt_version=setup.prompt_version, decoding=setup.decoding,
-            cache_key=item.cache_key, attempts=result.attempts)
         try:
-            # the hall_vs_miss answer's own records (the parsed output holds them as claim
-            # differences): the same text, parsed again, one record per difference
-            hall = (parse_hall_vs_miss(result.raw_output)
-                    if self._config.judge.output_format == "hall_vs_miss" else None)
-            differences, stats = derive(row, result.output, provenance, self._config,
-                                        self._mapper, result.first_judgments,
-                                        result.verify_disagreements, hall=hall,
-                                        holistic_score=result.holistic_score)
-            reward, rewards = compute_rewards(stats, self._config.rewards,
-                                              self._config.severity)
+            derived = derive_result(result, self._run_id, self._config, setup, self._mapper)
         except (ValueError, KeyError, JudgeOutputError) as exc:
             yield beam.pvalue.TaggedOutput(FAILURES, row_failed(
                 row, run_id=self._run_id, stage=Stage.DERIVE, error_class=type(exc).__name__,
                 message=str(exc), raw_output=result.raw_output, attempts=result.attempts))
             return
-        for difference in differences:
+        for difference in derived.differences:
             yield beam.pvalue.TaggedOutput(DIFFERENCES, difference)
         yield beam.pvalue.TaggedOutput(REWARDS, RewardRow(
             run_id=self._run_id, sample_id=row.sample_id, actor_id=row.actor_id,
             manifest=row.manifest, row_index=row.row_index, image=row.image,
             image_uri=row.image_uri, caption=row.caption, reference=row.reference,
             status=RowStatus.OK,
-            reward=reward, rewards=rewards, preset_values=preset_values(rewards), stats=stats,
+            reward=derived.reward, rewards=derived.rewards,
+            preset_values=preset_values(derived.rewards), stats=derived.stats,
             swap=result.swap,
             image_sha256=item.image.sha256,
             judge_model=setup.model_id, prompt_version=setup.prompt_version,

@@ -107,36 +107,74 @@ def test_stop_all_servers_before_os_exit(tmp_path: Path) -> None:
         kill_leftovers(record)
 
 
+def run_isolated(body: str, tmp_path: Path) -> dict[str, object]:
+    """Run `body` in a fresh interpreter and return the JSON object it prints last.
+
+    `stop_all_servers` stops every server of its process, and the test session holds servers of
+    its own (the session's real `vllm serve`): called here, it would stop them too and count
+    them. A fresh interpreter has exactly the servers its body starts.
+    """
+    script = textwrap.dedent(f"""
+        import json, sys, time
+        from pathlib import Path
+        from claimdiff.serving.server_guard import group_alive
+        from claimdiff.serving.vllm_server import VllmServer, stop_all_servers
+        FAKE_SERVER = {FAKE_SERVER!r}
+        tmp = Path({str(tmp_path)!r})
+    """) + textwrap.dedent(body)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def test_stop_all_servers_stops_every_started_server(tmp_path: Path) -> None:
-    servers = [VllmServer("m", command=[sys.executable, FAKE_SERVER], startup_timeout_s=30,
-                          args=["--record", str(tmp_path / f"{i}.json")]) for i in range(2)]
-    try:
-        for server in servers:
-            server.start()
-        assert all(server.running() for server in servers)
-        assert stop_all_servers(timeout_s=5.0) == 2
-        for server in servers:
-            assert server.pid is not None
-            assert not group_alive(server.pid)
-            assert not server.running()
-            assert server.log_path is not None
-            assert not server.log_path.exists()
-        assert stop_all_servers() == 0  # stopped servers leave the registry
-    finally:
-        for server in servers:
-            server.stop()  # still fine after stop_all_servers
+    result = run_isolated("""
+        servers = [VllmServer("m", command=[sys.executable, FAKE_SERVER], startup_timeout_s=30,
+                              args=["--record", str(tmp / f"{i}.json")]) for i in range(2)]
+        try:
+            for server in servers:
+                server.start()
+            running = all(server.running() for server in servers)
+            stopped = stop_all_servers(timeout_s=5.0)
+            print(json.dumps({
+                "running": running,
+                "stopped": stopped,
+                "groups_alive": [group_alive(server.pid) for server in servers],
+                "still_running": [server.running() for server in servers],
+                "logs_left": [server.log_path.exists() for server in servers],
+                "stopped_again": stop_all_servers(),
+            }))
+        finally:
+            for server in servers:
+                server.stop()  # still fine after stop_all_servers
+    """, tmp_path)
+    assert result == {"running": True, "stopped": 2, "groups_alive": [False, False],
+                      "still_running": [False, False], "logs_left": [False, False],
+                      "stopped_again": 0}  # stopped servers leave the registry
+    for i in range(2):
+        info = json.loads((tmp_path / f"{i}.json").read_text())
+        assert not pid_alive(info["pid"]) and not pid_alive(info["child_pid"])
 
 
 def test_server_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
     record = tmp_path / "record.json"
-    server = VllmServer("m", command=[sys.executable, FAKE_SERVER], startup_timeout_s=30,
-                        args=["--ignore-sigterm", "--record", str(record)])
-    server.start()
-    started = time.monotonic()
-    assert stop_all_servers(timeout_s=0.5) == 1
-    assert 0.5 <= time.monotonic() - started < 10
-    assert server.pid is not None
-    assert not group_alive(server.pid)
+    try:
+        result = run_isolated("""
+            server = VllmServer("m", command=[sys.executable, FAKE_SERVER], startup_timeout_s=30,
+                                args=["--ignore-sigterm", "--record", str(tmp / "record.json")])
+            server.start()
+            started = time.monotonic()
+            stopped = stop_all_servers(timeout_s=0.5)
+            print(json.dumps({"stopped": stopped, "took_s": time.monotonic() - started,
+                              "group_alive": group_alive(server.pid)}))
+        """, tmp_path)
+    finally:
+        kill_leftovers(record)
+    assert result["stopped"] == 1
+    assert isinstance(result["took_s"], float) and 0.5 <= result["took_s"] < 10
+    assert result["group_alive"] is False
 
 
 def test_guard_grace_and_status_words() -> None:
