@@ -31,9 +31,16 @@ def cache_key(
     judge_model: str,
     prompt_version: str,
     decoding: dict[str, Any],
+    gold: str | None = None,
 ) -> str:
-    """Everything that determines a judge answer; equal keys may reuse each other's results."""
-    return _digest(
-        "judge", image_sha256, reference, caption, judge_model, prompt_version,
-        json.dumps(decoding, sort_keys=True), length=32,
-    )
+    """Everything that determines a judge answer; equal keys may reuse each other's results.
+
+    `gold` is the row's gold labels where they are the judge (the `labels` backend answers from
+    them, so other labels are another answer), and None for a model judge, which never sees
+    them. Without it the key is what it always was, so earlier runs' keys stay valid.
+    """
+    parts = [image_sha256, reference, caption, judge_model, prompt_version,
+             json.dumps(decoding, sort_keys=True)]
+    if gold is not None:
+        parts.append(_digest("gold", gold, length=64))
+    return _digest("judge", *parts, length=32)

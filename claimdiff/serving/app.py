@@ -118,7 +118,12 @@ class Refusal:
 
 
 class BodyLimit:
-    """413 for a body over the limit, counted as it arrives (a chunked body has no length)."""
+    """413 for a body over the limit, counted as it arrives (a chunked body has no length).
+
+    The body is read here, whole, before the app sees it: an error raised from inside the app's
+    own body reading would come back as FastAPI's 400 "error parsing the body", not a 413.
+    Bodies are bounded by the limit, so buffering them costs at most that much per request.
+    """
 
     def __init__(self, app: Callable[..., Awaitable[None]], limit: int) -> None:
         self._app = app
@@ -134,33 +139,30 @@ class BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self._limit):
             await _too_large(send, self._limit)
             return
+        pieces: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counted() -> Any:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self._limit:
-                    raise _TooLarge
-            return message
-
-        async def tracked(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self._app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away before its body was complete
+            piece = message.get("body", b"")
+            seen += len(piece)
+            if seen > self._limit:
                 await _too_large(send, self._limit)
+                return
+            pieces.append(piece)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
+        async def buffered() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(pieces), "more_body": False}
+            return await receive()
 
-class _TooLarge(Exception):
-    pass
+        await self._app(scope, buffered, send)
 
 
 async def _too_large(send: Callable[..., Any], limit: int) -> None:

@@ -46,6 +46,9 @@ class RewardServer:
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind((settings.host, settings.port))
+        # Listening from here on, so a client that connects before uvicorn's loop is up waits
+        # in the backlog instead of being refused.
+        self._listener.listen(2048)
         self.host, self.port = self._listener.getsockname()[:2]
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
                                                      access_log=False,
@@ -75,4 +78,9 @@ def serve(config: ClaimdiffConfig, *,
     server = RewardServer(config, backend_factory=backend_factory)
     if ready is not None:
         ready(server.url)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for the
+        # caller: by then every answered request is out, so this is a normal end.
+        log.info("reward server stopped")

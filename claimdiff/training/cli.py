@@ -29,15 +29,16 @@ def _config_text(uri: str | None) -> dict[str, Any]:
     if not uri:
         return {}
     import fsspec
-    import yaml
+
+    from claimdiff.safe_yaml import load_yaml
 
     try:
         with fsspec.open(uri, "r", encoding="utf-8") as handle:
-            data = yaml.safe_load(handle.read())
+            text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read --config {uri}: {type(exc).__name__}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config {uri} is not valid YAML: {exc}") from exc
+    # a training config is as untrusted as a judge config: the same bounded safe loader
+    data = load_yaml(text, what=f"--config {uri}")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -47,7 +48,7 @@ def _config_text(uri: str | None) -> dict[str, Any]:
 
 def _build(model: type[BaseModel], args: argparse.Namespace, flags: dict[str, Any]) -> Any:
     """YAML, then `--set` overrides, then the flags given on the command line."""
-    import yaml
+    from claimdiff.safe_yaml import load_yaml
 
     data = _config_text(args.config)
     updates: dict[str, Any] = {}
@@ -55,10 +56,7 @@ def _build(model: type[BaseModel], args: argparse.Namespace, flags: dict[str, An
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            updates[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {key.strip()}: the value is not valid YAML: {exc}") from exc
+        updates[key.strip()] = load_yaml(raw, what=f"--set {key.strip()}")
     updates.update({k: v for k, v in flags.items() if v is not None})
     for dotted, value in updates.items():
         node = data

@@ -30,7 +30,8 @@ def cache_key(setup: JudgeSetup, image_sha256: str, row: InputRow) -> str:
     """Everything that determines this row's judge answer (`ids.cache_key`)."""
     return ids.cache_key(image_sha256=image_sha256, reference=row.reference, caption=row.caption,
                          judge_model=setup.model_id, prompt_version=setup.prompt_version,
-                         decoding=setup.decoding.model_dump())
+                         decoding=setup.decoding.model_dump(),
+                         gold=row.gold if setup.config.backend == "labels" else None)
 
 
 def prepare(pair: tuple[LoadedImage, InputRow], setup: JudgeSetup) -> JudgeItem:

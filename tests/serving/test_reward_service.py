@@ -91,8 +91,10 @@ def test_scores_are_the_batch_runs_rewards(tmp_path: Path) -> None:
                       gold=json.dumps(r["gold"])) for _, r in rows])
     for (index, _), score in zip(rows, scores, strict=True):
         if index in failures:
-            assert not score.ok and score.stage is Stage.LOAD_IMAGE
-            assert score.reward is None and score.values == {}
+            assert not score.ok
+            assert score.stage is Stage.LOAD_IMAGE
+            assert score.reward is None
+            assert score.values == {}
             continue
         expected = rewards[index]
         assert score.ok
@@ -136,12 +138,15 @@ def test_unscorable_requests_get_a_stage_and_a_reason_never_a_number(
     service, _ = counting_service(image_roots=[str(image.parent)])
     good = request(image)
     scores = service.score([good, *(c[1] for c in cases), good])
-    assert scores[0].ok and scores[-1].ok and scores[0].reward is not None
+    assert scores[0].ok
+    assert scores[-1].ok
+    assert scores[0].reward is not None
     for (name, _, stage), score in zip(cases, scores[1:-1], strict=True):
         assert not score.ok, name
-        assert score.reward is None and score.values == {} and score.stats is None, name
+        assert (score.reward, score.values, score.stats) == (None, {}, None), name
         assert score.stage is stage, (name, score.stage, score.error)
-        assert score.error_class and score.error, name
+        assert score.error_class, name
+        assert score.error, name
     assert service.counters.failed == len(cases)
     assert service.counters.scored == 2
 
@@ -168,13 +173,15 @@ def test_http_images_follow_the_host_policy(image_server: str, allowed: bool) ->
     if allowed:
         assert score.ok
     else:
-        assert score.stage is Stage.LOAD_IMAGE and "loopback" in (score.error or ""), score
+        assert score.stage is Stage.LOAD_IMAGE, score
+        assert "loopback" in (score.error or ""), score
 
 
 def test_local_paths_are_refused_without_image_roots(image: Path) -> None:
     service, _ = counting_service(image_roots=[])
     [score] = service.score([request(image)])
-    assert score.stage is Stage.LOAD_IMAGE and "serve.image_roots" in (score.error or "")
+    assert score.stage is Stage.LOAD_IMAGE
+    assert "serve.image_roots" in (score.error or "")
 
 
 def test_images_as_bytes_pixels_and_paths_score_alike(image: Path) -> None:
@@ -195,9 +202,11 @@ def test_repeated_requests_are_judged_once(image: Path) -> None:
     assert made[0].batches == [2], "a key repeated within a batch is judged once"
     again = service.score([request(image)])
     assert made[0].batches == [2], "a kept score is not judged again"
-    assert again[0].cached and not first[0].cached
+    assert again[0].cached
+    assert not first[0].cached
     assert again[0].values == first[0].values
-    assert service.counters.cache_hits == 1 and service.counters.judged == 2
+    assert service.counters.cache_hits == 1
+    assert service.counters.judged == 2
 
 
 def test_failures_are_not_kept(image: Path) -> None:

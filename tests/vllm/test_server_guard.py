@@ -24,7 +24,6 @@ from claimdiff.serving.server_guard import (
     group_alive,
     pid_alive,
 )
-from claimdiff.serving.vllm_server import VllmServer, stop_all_servers
 
 FAKE_SERVER = str(Path(__file__).with_name("fake_vllm_server.py"))
 REPO = Path(__file__).parents[2]
@@ -155,7 +154,8 @@ def test_stop_all_servers_stops_every_started_server(tmp_path: Path) -> None:
                       "stopped_again": 0}  # stopped servers leave the registry
     for i in range(2):
         info = json.loads((tmp_path / f"{i}.json").read_text())
-        assert not pid_alive(info["pid"]) and not pid_alive(info["child_pid"])
+        assert not pid_alive(info["pid"])
+        assert not pid_alive(info["child_pid"])
 
 
 def test_server_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
@@ -173,7 +173,8 @@ def test_server_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> No
     finally:
         kill_leftovers(record)
     assert result["stopped"] == 1
-    assert isinstance(result["took_s"], float) and 0.5 <= result["took_s"] < 10
+    assert isinstance(result["took_s"], float)
+    assert 0.5 <= result["took_s"] < 10
     assert result["group_alive"] is False
 
 
