@@ -31,6 +31,7 @@ from claimdiff.config import JudgeConfig
 from claimdiff.errors import (
     ClaimdiffError,
     ConfigError,
+    EarlyStopError,
     OutOfSpaceError,
     PipelineFailed,
     UnreadableRunError,
@@ -136,6 +137,14 @@ def _judge_parser(sub: argparse._SubParsersAction) -> None:
                        help="take over the claim a crashed run left on --output (a second run "
                        "into an output that a live run holds is refused; see README: Failure "
                        "handling)")
+    judge.add_argument("--reuse", action="append", default=[], metavar="RUN",
+                       help="an earlier run folder whose answers are reused by cache key: only "
+                       "rows it did not judge (new image, caption, reference, model, prompt or "
+                       "decoding) are sent to the judge (repeatable)")
+    judge.add_argument("--resume", action="store_true",
+                       help="finish the incomplete run a kill left in --output, judging only "
+                       "what it had not kept in answers/ (README: Incremental and resumable "
+                       "runs)")
     judge.add_argument("--runner-preset", choices=["local", "multiprocess"], default="local",
                        help="runner when no --runner is given: in-process (default) or worker "
                        "processes")
@@ -158,7 +167,8 @@ def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list
     config = load_config(text, overrides)
     job_args: dict[str, Any] = {"manifest": args.manifest, "output": args.output,
                                 "config": config, "overwrite": args.overwrite,
-                                "take_over": args.take_over}
+                                "take_over": args.take_over, "reuse": tuple(args.reuse),
+                                "resume": args.resume}
     if args.run_id:
         job_args["run_id"] = args.run_id
     options = pipeline_options(beam_args, args.runner_preset, args.workers)
@@ -634,6 +644,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutOfSpaceError as exc:
         print(f"claimdiff: error: {redactor.text(str(exc))}", file=sys.stderr)
         return EXIT_NO_SPACE
+    except EarlyStopError as exc:
+        print(f"claimdiff: error: {redactor.text(str(exc))}", file=sys.stderr)
+        return exit_codes.EARLY_STOPPED
     except UnreadableRunError as exc:
         print(f"claimdiff: error: {redactor.text(str(exc))}", file=sys.stderr)
         return EXIT_UNREADABLE

@@ -630,6 +630,13 @@ class RunConfig(_Strict):
         default=0.1, ge=0.0, le=1.0, description="the run exits non-zero above this failure share"
     )
     num_shards: int = Field(default=0, ge=0, description="shards per dataset; 0: runner decides")
+    persist_every: int = Field(
+        default=32, ge=1, description="judged answers a worker keeps before writing them to "
+        "`answers/`: at most this many (plus the batches in flight) are lost when a run is "
+        "killed, and judged again by `--resume`")
+    early_stop_min_rows: int = Field(
+        default=1000, ge=0, description="stop the run early (exit 7) once a worker has seen "
+        "this many rows and its failure share is above max_failure_share; 0 never stops early")
 
 
 class ServeConfig(_Strict):

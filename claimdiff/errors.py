@@ -74,6 +74,12 @@ class PipelineFailed(ClaimdiffError):
     original exception is chained. No outputs of the run can be trusted."""
 
 
+class EarlyStopError(ClaimdiffError):
+    """The run stopped early: its failure share passed `run.max_failure_share` over
+    `run.early_stop_min_rows` rows. No `run.json`; the answers judged so far are kept for
+    `--resume`."""
+
+
 class ManifestError(ClaimdiffError):
     """A manifest file cannot be read at all (missing, unknown format, unrecoverable syntax)."""
 

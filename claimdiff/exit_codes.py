@@ -9,6 +9,8 @@
 - 5: a run folder cannot be read: incomplete (no `run.json`: killed, or still running) or
   corrupt.
 - 6: the output's filesystem is full (or over quota).
+- 7: `judge`: the run stopped early, its failure share over `run.max_failure_share` after
+  `run.early_stop_min_rows` rows (no `run.json`; `--resume` finishes it once fixed).
 """
 
 OK = 0
@@ -18,3 +20,4 @@ PIPELINE_FAILED = 3
 BREACHED = 4
 UNREADABLE = 5
 NO_SPACE = 6
+EARLY_STOPPED = 7

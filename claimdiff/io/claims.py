@@ -80,16 +80,23 @@ class ClaimInfo:
         except (ValueError, KeyError, TypeError):
             return None
 
+    def owner_gone(self) -> bool:
+        """Known gone: the owner ran on this host under a pid that is no longer alive."""
+        if self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # alive, another user's
+        return False
+
     def staleness(self, now: float) -> str | None:
         """Why this claim's owner is (probably) gone, or None when it may be alive."""
         if self.host == socket.gethostname():
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                return f"pid {self.pid} is no longer running on this host"
-            except PermissionError:
-                return None  # alive, another user's
-            return None
+            return (f"pid {self.pid} is no longer running on this host" if self.owner_gone()
+                    else None)
         if now - self.heartbeat_at > STALE_AFTER_S:
             return f"no heartbeat for {_age(now - self.heartbeat_at)}"
         return None
@@ -181,7 +188,8 @@ class OutputClaim:
             return (f"{self._output} is claimed by another run (its {CLAIM_NAME} is "
                     "unreadable); if no run is writing there, pass --take-over")
         stale = holder.staleness(now)
-        verdict = (f"the claim looks stale ({stale}): pass --take-over to replace it"
+        verdict = (f"the claim looks stale ({stale}): pass --take-over to replace it "
+                   "(for `claimdiff judge`, --resume finishes the run it left)"
                    if stale else "wait for it to finish, or choose another --output "
                    "(--take-over replaces a claim whose run is gone)")
         return f"{self._output} is in use by {holder.describe(now)}; {verdict}"

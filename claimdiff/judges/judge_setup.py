@@ -17,6 +17,7 @@ from typing import Any
 from claimdiff.config import ClaimdiffConfig, JudgeConfig
 from claimdiff.errors import ConfigError
 from claimdiff.judges.backends.base import Decoding
+from claimdiff.judges.model_identity import local_model_digest
 from claimdiff.judges.prompting.templates import PromptTemplate, load_prompt
 from claimdiff.schemas.judge import decoding_schema
 from claimdiff.schemas.rows import DecodingParams
@@ -56,16 +57,20 @@ def decoding_params(config: JudgeConfig, image_max_side: int | None = None) -> D
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
+def loads_weights(config: JudgeConfig) -> bool:
+    """Whether this judge loads `judge.model` from here (in-process, or a server it starts)."""
+    return config.backend in ("transformers", "vllm") or (
+        config.backend == "openai" and config.openai.start_server)
+
+
 def check_model_source(config: JudgeConfig) -> None:
     """Fail before the pipeline starts when `judge.model` names a local path that is not there.
 
     Without this, a typo in a path surfaces as a model-loading crash on a worker, minutes later.
     A hub id cannot be checked offline; the backend resolves it (from the local cache).
     """
-    loads_weights = config.backend in ("transformers", "vllm") or (
-        config.backend == "openai" and config.openai.start_server)
     model = config.model
-    if not loads_weights or model is None or "://" in model:
+    if not loads_weights(config) or model is None or "://" in model:
         return
     if model.startswith("~"):
         # the backends take the path as given; a shell expands `~`, a config file does not
@@ -104,6 +109,8 @@ class JudgeSetup:
     decoding: DecodingParams
     schema: dict[str, Any] | None
     special_tokens: frozenset[str] = field(default_factory=frozenset)
+    # the content digest of a local model folder (`model_identity`); None: named by model_id
+    model_digest: str | None = None
 
     @classmethod
     def build(cls, config: ClaimdiffConfig, *, check_model: bool = True) -> JudgeSetup:
@@ -126,7 +133,15 @@ class JudgeSetup:
             schema=judge_schema(judge),
             special_tokens=(special_tokens_of(judge.model) if judge.backend != "labels"
                             else frozenset()),
+            model_digest=(local_model_digest(judge.model, loads_weights(judge))
+                          if check_model else None),
         )
+
+    @property
+    def judge_identity(self) -> str:
+        """The judge as cache keys name it: the model's content where it is a local folder
+        (moved weights are the same judge, changed weights another), else its name."""
+        return self.model_digest or self.model_id
 
     @property
     def prompt_version(self) -> str:

@@ -44,6 +44,9 @@ class JudgeResult:
     swap: SwapCheck | None = None
     holistic_score: int | None = None
     holistic_raw: str | None = None
+    # the run whose judge call gave this answer, where it was reused from an earlier run's
+    # `answers/` (None: judged by this run)
+    judged_in: str | None = None
 
     @property
     def ok(self) -> bool:

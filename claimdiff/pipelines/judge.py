@@ -13,9 +13,10 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from claimdiff.config import ClaimdiffConfig
-from claimdiff.errors import PipelineFailed
-from claimdiff.io.claims import OutputClaim
+from claimdiff.errors import ConfigError, EarlyStopError, PipelineFailed
+from claimdiff.io.claims import OutputClaim, read_claim
 from claimdiff.io.manifest import expand_manifests
+from claimdiff.judges.answers import answer_files
 from claimdiff.judges.backends.factory import build_backend
 from claimdiff.judges.events import judge_stats
 from claimdiff.judges.judge_setup import JudgeSetup
@@ -31,6 +32,7 @@ from claimdiff.transforms.judge import Judge
 from claimdiff.transforms.load_images import LoadImages
 from claimdiff.transforms.read_manifest import NAMESPACE as MANIFEST_NAMESPACE
 from claimdiff.transforms.read_manifest import ROWS_READ, ReadManifest
+from claimdiff.transforms.reuse import EARLY_STOP_MARKER, EarlyStop, KnownAnswers, PersistAnswers
 from claimdiff.transforms.write import WriteDataset
 from claimdiff.version import code_version
 
@@ -46,22 +48,36 @@ class JudgeJob:
     overwrite: bool = False
     take_over: bool = False
     backend_factory: BackendFactory = build_backend  # another backend for tests and callers
+    # earlier run folders whose answers are reused by cache key (`--reuse`)
+    reuse: tuple[str, ...] = ()
+    # finish an incomplete (killed) run in `output`, reusing the answers it kept (`--resume`)
+    resume: bool = False
 
 
 def build(pipeline: beam.Pipeline, job: JudgeJob, manifests: Sequence[str],
-          setup: JudgeSetup) -> None:
-    """Wire the stages; the whole DAG on one screen."""
+          setup: JudgeSetup, answer_files: Sequence[str] = ()) -> None:
+    """Wire the stages; the whole DAG on one screen. `answer_files`: earlier answers to reuse."""
     config, run_id = job.config, job.run_id
     rows = pipeline | "ReadManifest" >> ReadManifest(
         manifests, run_id, config.images.allowed_schemes, config.manifest.max_text_chars)
     images = rows.ok | "LoadImages" >> LoadImages(run_id, config.images)
-    judged = images.ok | "Judge" >> Judge(run_id, setup, job.backend_factory)
+    known = (pipeline | "KnownAnswers" >> KnownAnswers(list(answer_files))
+             if answer_files else None)
+    judged = images.ok | "Judge" >> Judge(run_id, setup, job.backend_factory, known)
+    _ = judged.ok | "PersistAnswers" >> beam.ParDo(
+        PersistAnswers(job.output, run_id, config.run.persist_every))
     derived = judged.ok | "Derive" >> Derive(run_id, config, setup)
 
     failed = (
         (rows.failures, images.failures, judged.failures, derived.failures)
         | "CollectFailures" >> beam.Flatten()
     )
+    if config.run.early_stop_min_rows:
+        _ = ((derived.rewards | "Answered" >> beam.Map(lambda _: True),
+              failed | "Failed" >> beam.Map(lambda _: False))
+             | "Outcomes" >> beam.Flatten()
+             | "EarlyStop" >> beam.ParDo(EarlyStop(config.run.early_stop_min_rows,
+                                                   config.run.max_failure_share)))
     null_rewards = failed | "NullRewards" >> beam.FlatMap(null_reward)
     rewards = (derived.rewards, null_rewards) | "CollectRewards" >> beam.Flatten()
 
@@ -121,10 +137,21 @@ def run_judge(
     config = job.config
     setup = JudgeSetup.build(config)  # the run's constants, once, for every stage and run.json
     manifests = expand_manifests(job.manifest, config.images.allowed_schemes)
+    if job.resume and job.overwrite:
+        raise ConfigError("--resume keeps what the killed run judged and --overwrite clears "
+                          "it: pass one of them")
+    earlier = answer_files(job.reuse)  # checked before anything is claimed or cleared
+    # resuming a run killed on this machine takes over its claim: its owner is known gone
+    # (a claim from elsewhere, only probably stale, still needs --take-over)
+    left = read_claim(job.output) if job.resume else None
+    take_over = job.take_over or (left is not None and left.owner_gone())
     try:
-        with OutputClaim.acquire(job.output, job.run_id, take_over=job.take_over, clock=clock):
-            outputs.prepare_output(job.output, overwrite=job.overwrite)
-            return _run_claimed(job, options, clock, manifests, setup)
+        with OutputClaim.acquire(job.output, job.run_id, take_over=take_over, clock=clock):
+            kept = outputs.prepare_output(job.output, overwrite=job.overwrite,
+                                          resume=job.resume)
+            sources = [*job.reuse, *([job.output] if kept else [])]
+            files = [*earlier, *(answer_files([job.output]) if kept else [])]
+            return _run_claimed(job, options, clock, manifests, setup, sources, files)
     except OSError as exc:
         if outputs.is_out_of_space(exc):
             raise outputs.out_of_space(job.output, exc) from exc
@@ -132,12 +159,13 @@ def run_judge(
 
 
 def _run_claimed(job: JudgeJob, options: PipelineOptions, clock: Callable[[], float],
-                 manifests: Sequence[str], setup: JudgeSetup) -> RunManifest:
+                 manifests: Sequence[str], setup: JudgeSetup, sources: Sequence[str],
+                 files: Sequence[str]) -> RunManifest:
     """The run itself, once the output folder is this run's alone."""
     config = job.config
     started = clock()
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, job, manifests, setup)
+    build(pipeline, job, manifests, setup, files)
     try:
         result = pipeline.run()
         result.wait_until_finish()
@@ -146,6 +174,10 @@ def _run_claimed(job: JudgeJob, options: PipelineOptions, clock: Callable[[], fl
         if outputs.is_out_of_space(exc):
             raise outputs.out_of_space(job.output, exc) from exc
         message = " ".join(str(exc).split())
+        if EARLY_STOP_MARKER in message:
+            # the worker's words, without the runner's frames around them
+            found = message[message.index(EARLY_STOP_MARKER):].split(" [while running", 1)[0]
+            raise EarlyStopError(found.split("\\n", 1)[0].strip(" '\"")) from exc
         raise PipelineFailed(f"{type(exc).__name__}: {message}") from exc
     outputs.remove_temp(job.output)
     pipeline_s = clock() - started
@@ -175,6 +207,7 @@ def _run_claimed(job: JudgeJob, options: PipelineOptions, clock: Callable[[], fl
         code_version=code_version(),
         judge_backend=config.judge.backend,
         judge_model=setup.model_id,
+        judge_model_sha256=setup.model_digest,
         prompt_name=setup.prompt.name,
         prompt_version=setup.prompt_version,
         decoding=setup.decoding.model_dump(),
@@ -192,6 +225,7 @@ def _run_claimed(job: JudgeJob, options: PipelineOptions, clock: Callable[[], fl
         failure_share=round(share, 6),
         max_failure_share=config.run.max_failure_share,
         files=outputs.written_files(job.output),
+        reused_from=list(sources),
     )
     # the configuration, the URIs and the options as typed may hold credentials
     redactor = Redactor.from_env(*secret_env(config))

@@ -32,6 +32,7 @@ from claimdiff.io.datasets import (
 )
 from claimdiff.io.datasets import read_run_manifest as read_run_manifest
 from claimdiff.io.manifest import iter_manifest
+from claimdiff.judges.answers import ANSWERS
 from claimdiff.schemas.run import Accounting, FailureReason, RunManifest, ShardFile
 
 DIFFERENCES = "differences"
@@ -45,37 +46,54 @@ OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _run_content(output: str) -> list[str]:
-    """What a run (complete or not) left in `output`: run.json first, then dataset folders."""
+    """What a run (complete or not) left in `output`: run.json first, then dataset folders,
+    then the answers it kept."""
     fs, root = filesystem(output)
     found = []
     if fs.exists(join(root, RUN_MANIFEST)):
         found.append(join(root, RUN_MANIFEST))
-    for dataset in DATASETS:
+    for dataset in (*DATASETS, ANSWERS):
         folder = join(root, dataset)
         if fs.exists(folder) and (fs.glob(join(folder, "*")) or fs.isdir(folder)):
             found.append(folder)
     return found
 
 
-def prepare_output(output: str, *, overwrite: bool) -> None:
-    """Refuse to mix two runs in one folder; with `overwrite`, clear the previous run first.
+def prepare_output(output: str, *, overwrite: bool, resume: bool = False) -> bool:
+    """Refuse to mix two runs in one folder; with `overwrite`, clear the previous run first;
+    with `resume`, clear an incomplete run's partial shards and keep its `answers/`.
 
-    The caller holds the folder's claim (`claimdiff.io.claims`), so nothing else writes here.
+    Returns whether answers of a killed run were kept (for the run to reuse). The caller holds
+    the folder's claim (`claimdiff.io.claims`), so nothing else writes here.
     """
     fs, root = filesystem(output)
     if fs.isfile(root):
         raise ConfigError(f"--output {output} is a file, not a folder")
     existing = _run_content(output)
     if not existing:
-        return
+        return False
+    committed = fs.exists(join(root, RUN_MANIFEST))
+    if resume:
+        if committed:
+            raise ConfigError(
+                f"{output} holds a finished run: nothing to resume (pass --reuse {output} "
+                "with a new --output to reuse its answers, or --overwrite to replace it)")
+        answers = join(root, ANSWERS)
+        for path in existing:
+            if path != answers:
+                fs.rm(path, recursive=True)
+        return answers in existing
     if not overwrite:
-        committed = fs.exists(join(root, RUN_MANIFEST))
-        what = "a run" if committed else "an incomplete run (no run.json: it was killed)"
+        if committed:
+            raise ConfigError(f"{output} already holds a run ({', '.join(existing)}); pass "
+                              "--overwrite to replace it")
         raise ConfigError(
-            f"{output} already holds {what} ({', '.join(existing)}); pass --overwrite to "
-            "replace it")
+            f"{output} already holds an incomplete run (no run.json: it was killed) "
+            f"({', '.join(existing)}); pass --resume to finish it without judging again what "
+            "it kept, or pass --overwrite to replace it")
     for path in existing:  # run.json first: the folder stops reading as complete at once
         fs.rm(path, recursive=True)
+    return False
 
 
 def remove_temp(output: str) -> list[str]:

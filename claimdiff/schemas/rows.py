@@ -318,6 +318,9 @@ class RewardRow(BaseModel):
     prompt_version: str | None = None
     decoding: DecodingParams | None = None
     cache_key: str | None = None
+    judged_in: str | None = Field(
+        default=None, description="run id of the run whose judge call answered this row: "
+        "this run's own, or the earlier run its answer was reused from (--reuse, --resume)")
     raw_answer: str | None = Field(
         default=None, description="the judge's raw answer (first pass), kept for every judged "
         "row so a parse can be audited and redone without calling the judge")

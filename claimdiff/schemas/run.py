@@ -81,6 +81,14 @@ class RunManifest(BaseModel):
     accounting: Accounting
     failure_share: float
     max_failure_share: float
+    judge_model_sha256: str | None = Field(
+        default=None, description="content digest of the local model folder the judge "
+        "loaded (`sha256:...`), the judge's identity in cache keys; null for hub ids and "
+        "remote endpoints, named by judge_model")
+    reused_from: list[str] = Field(
+        default_factory=list, description="run folders whose kept answers this run reused by "
+        "cache key (--reuse, and its own folder for --resume); counters judge/reused and "
+        "judge/to_judge say how many rows each way")
     files: dict[str, list[ShardFile]] = Field(
         default_factory=dict, description="every shard the run wrote, per dataset: readers read "
         "exactly these (runs written before this field: whatever shards are there)")

@@ -60,7 +60,8 @@ class _Derive(beam.DoFn):
             swap=result.swap,
             image_sha256=item.image.sha256,
             judge_model=setup.model_id, prompt_version=setup.prompt_version,
-            decoding=setup.decoding, cache_key=item.cache_key, raw_answer=result.raw_output,
+            decoding=setup.decoding, cache_key=item.cache_key,
+            judged_in=result.judged_in or self._run_id, raw_answer=result.raw_output,
             verify_answers=list(result.verify_raw) if result.verify_raw is not None else None,
             holistic_answer=result.holistic_raw,
             metadata=row.metadata))

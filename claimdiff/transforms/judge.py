@@ -24,12 +24,14 @@ from claimdiff.transforms.failures import (
     bounded,
     row_failed,
 )
+from claimdiff.transforms.reuse import REUSED, split_known
 
 
 def cache_key(setup: JudgeSetup, image_sha256: str, row: InputRow) -> str:
     """Everything that determines this row's judge answer (`ids.cache_key`)."""
     return ids.cache_key(image_sha256=image_sha256, reference=row.reference, caption=row.caption,
-                         judge_model=setup.model_id, prompt_version=setup.prompt_version,
+                         judge_model=setup.judge_identity,
+                         prompt_version=setup.prompt_version,
                          decoding=setup.decoding.model_dump(),
                          gold=row.gold if setup.config.backend == "labels" else None)
 
@@ -84,14 +86,23 @@ class Judge(beam.PTransform):
     """
 
     def __init__(self, run_id: str, setup: JudgeSetup,
-                 backend_factory: BackendFactory = build_backend) -> None:
+                 backend_factory: BackendFactory = build_backend,
+                 known: beam.PCollection | None = None) -> None:
         super().__init__()
         self._run_id = run_id
         self._setup = setup
         self._factory = backend_factory
+        self._known = known  # (cache key, answer JSON) of earlier runs (`KnownAnswers`)
 
     def expand(self, pairs: beam.PCollection) -> StageOutputs:
         items = pairs | "Prepare" >> beam.Map(prepare, self._setup).with_output_types(JudgeItem)
+        reused = None
+        if self._known is not None:
+            # one answer per key (a retried bundle may have written one twice)
+            known = self._known | "OnePerKey" >> beam.CombinePerKey(min)
+            split_items = items | "Known" >> beam.FlatMap(
+                split_known, beam.pvalue.AsDict(known)).with_outputs(REUSED, main=OK)
+            items, reused = split_items[OK], split_items[REUSED]
         results, dead = items | "RunInference" >> RunInference(
             JudgeModelHandler(self._setup, self._factory)).with_exception_handling()
         split = results | "Split" >> beam.FlatMap(
@@ -99,4 +110,7 @@ class Judge(beam.PTransform):
         batch_failures = dead.failed_inferences | "BatchFailures" >> beam.FlatMap(
             _batch_failed, self._run_id, self._setup)
         failures = (split[FAILURES], batch_failures) | "Failures" >> beam.Flatten()
-        return StageOutputs(split[OK], failures)
+        answered = split[OK]
+        if reused is not None:
+            answered = (answered, reused) | "WithReused" >> beam.Flatten()
+        return StageOutputs(answered, failures)

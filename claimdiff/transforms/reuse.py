@@ -1,0 +1,111 @@
+"""Answers kept as the run goes, answers reused from earlier runs, and the early stop.
+
+- `KnownAnswers`: the (cache key, answer) pairs of earlier runs' `answers/` (`--reuse`, and the
+  run's own folder for `--resume`), read in parallel, one file per element.
+- `split_known`: a prepared item whose key has an answer becomes that answer's `JudgeResult`
+  (no judge call); the others go on to the judge.
+- `PersistAnswers`: every answered row's answer written to `answers/` in small files while the
+  run goes (`claimdiff.judges.answers`).
+- `EarlyStop`: a worker that has seen `run.early_stop_min_rows` rows with a failure share above
+  `run.max_failure_share` stops the run (`EarlyStopError`), instead of sending the rest of the
+  corpus through a broken judge. Each worker decides on the rows it saw, so a run on several
+  workers stops once any one of them has seen enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from claimdiff.errors import EarlyStopError
+from claimdiff.judges.answers import StoredAnswer, read_answer_file, write_answers
+from claimdiff.judges.events import NAMESPACE
+from claimdiff.judges.records import JudgeItem, JudgeResult
+
+REUSED = "reused"  # counter: rows whose answer came from an earlier run (no judge call)
+PERSISTED = "answers_persisted"
+TO_JUDGE = "to_judge"
+# What the pipeline's error says when the early stop fired: the runner re-raises a worker's
+# exception as text on some runners, so the marker is found in the message.
+EARLY_STOP_MARKER = "claimdiff early stop:"
+
+
+@beam.typehints.with_output_types(tuple[str, str])
+class KnownAnswers(beam.PTransform):
+    def __init__(self, files: list[str]) -> None:
+        super().__init__()
+        self._files = files
+
+    def expand(self, pipeline: beam.pvalue.PBegin) -> beam.PCollection:
+        return (pipeline
+                | "AnswerFiles" >> beam.Create(self._files)
+                | "Spread" >> beam.Reshuffle()
+                | "Read" >> beam.FlatMap(read_answer_file))
+
+
+def split_known(item: JudgeItem, known: Mapping[str, str]
+                ) -> Iterator[JudgeItem | beam.pvalue.TaggedOutput]:
+    answer = known.get(item.cache_key)
+    if answer is None:
+        Metrics.counter(NAMESPACE, TO_JUDGE).inc()
+        yield item
+        return
+    Metrics.counter(NAMESPACE, REUSED).inc()
+    yield beam.pvalue.TaggedOutput(REUSED, StoredAnswer.model_validate_json(answer)
+                                   .result_for(item))
+
+
+class PersistAnswers(beam.DoFn):
+    """Writes each answered row's answer to `output/answers/`, `every` answers per file."""
+
+    def __init__(self, output: str, run_id: str, every: int) -> None:
+        self._output = output
+        self._run_id = run_id
+        self._every = every
+        self._pending: list[tuple[str, str]] = []
+        self._persisted = Metrics.counter(NAMESPACE, PERSISTED)
+
+    def start_bundle(self) -> None:
+        self._pending = []
+
+    def process(self, result: JudgeResult) -> Iterator[Any]:
+        if result.ok:
+            answer = StoredAnswer.of(result, self._run_id)
+            self._pending.append((result.item.cache_key, answer.model_dump_json()))
+            if len(self._pending) >= self._every:
+                self._flush()
+        return iter(())
+
+    def finish_bundle(self) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            write_answers(self._output, self._pending)
+            self._persisted.inc(len(self._pending))
+            self._pending = []
+
+
+class EarlyStop(beam.DoFn):
+    """Counts outcomes (True: an answered row, False: a failure row) and stops the run."""
+
+    def __init__(self, min_rows: int, max_share: float) -> None:
+        self._min_rows = min_rows
+        self._max_share = max_share
+        self._seen = 0
+        self._failed = 0
+
+    def process(self, ok: bool) -> Iterator[Any]:
+        self._seen += 1
+        self._failed += not ok
+        if self._min_rows and self._seen >= self._min_rows and (
+                self._failed / self._seen > self._max_share):
+            raise EarlyStopError(
+                f"{EARLY_STOP_MARKER} {self._failed} of the first {self._seen} rows failed "
+                f"(share {self._failed / self._seen:.3f}, over run.max_failure_share="
+                f"{self._max_share}); the answers judged so far are kept: fix the cause and "
+                "rerun with --resume")
+        return iter(())
