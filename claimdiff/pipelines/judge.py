@@ -65,7 +65,7 @@ def build(pipeline: beam.Pipeline, job: JudgeJob, manifests: Sequence[str],
              if answer_files else None)
     judged = images.ok | "Judge" >> Judge(run_id, setup, job.backend_factory, known)
     _ = judged.ok | "PersistAnswers" >> beam.ParDo(
-        PersistAnswers(job.output, run_id, config.run.persist_every))
+        PersistAnswers(job.output, run_id, config.run.persist_every, secret_env(config)))
     derived = judged.ok | "Derive" >> Derive(run_id, config, setup)
 
     failed = (

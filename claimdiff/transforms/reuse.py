@@ -14,7 +14,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -24,6 +25,7 @@ from claimdiff.errors import EarlyStopError
 from claimdiff.judges.answers import StoredAnswer, read_answer_file, write_answers
 from claimdiff.judges.events import NAMESPACE
 from claimdiff.judges.records import JudgeItem, JudgeResult
+from claimdiff.redaction import Redactor
 
 REUSED = "reused"  # counter: rows whose answer came from an earlier run (no judge call)
 PERSISTED = "answers_persisted"
@@ -59,22 +61,31 @@ def split_known(item: JudgeItem, known: Mapping[str, str]
 
 
 class PersistAnswers(beam.DoFn):
-    """Writes each answered row's answer to `output/answers/`, `every` answers per file."""
+    """Writes each answered row's answer to `output/answers/`, `every` answers per file.
 
-    def __init__(self, output: str, run_id: str, every: int) -> None:
+    Raw answers are redacted as every output is (`secret_env`: a judge may echo its key)."""
+
+    def __init__(self, output: str, run_id: str, every: int,
+                 secret_env: Sequence[str] = ()) -> None:
         self._output = output
         self._run_id = run_id
         self._every = every
+        self._secret_env = tuple(secret_env)
+        self._redactor = Redactor()
         self._pending: list[tuple[str, str]] = []
         self._persisted = Metrics.counter(NAMESPACE, PERSISTED)
+
+    def setup(self) -> None:
+        self._redactor = Redactor.from_env(*self._secret_env)  # the worker's environment
 
     def start_bundle(self) -> None:
         self._pending = []
 
     def process(self, result: JudgeResult) -> Iterator[Any]:
         if result.ok:
-            answer = StoredAnswer.of(result, self._run_id)
-            self._pending.append((result.item.cache_key, answer.model_dump_json()))
+            answer = self._redactor.value(StoredAnswer.of(result, self._run_id)
+                                          .model_dump(mode="json"))
+            self._pending.append((result.item.cache_key, json.dumps(answer)))
             if len(self._pending) >= self._every:
                 self._flush()
         return iter(())

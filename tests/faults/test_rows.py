@@ -220,3 +220,20 @@ def test_run_json_holds_no_secret(faulty_run):
     reasons = json.loads(text)["accounting"]["top_failure_reasons"]
     assert reasons[0]["count"] >= 2
     assert reasons[0]["stage"] in ("judge", "load_image")
+
+
+def test_no_file_of_the_run_holds_a_secret(faulty_run):
+    """Every file the run left (tables, kept answers, run.json, the card), read as its readers
+    read it: a secret echoed by the judge is redacted in all of them."""
+    import pyarrow.parquet as pq
+
+    out, _ = faulty_run
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.parent.name == "answers" for p in files), "the run keeps its answers"
+    for path in files:
+        if path.suffix == ".parquet":
+            text = json.dumps(pq.read_table(path).to_pylist(), default=str)
+        else:
+            text = path.read_text(errors="replace")
+        for secret in (SECRET, "hunter2", "s3cr3t"):
+            assert secret not in text, path
