@@ -273,7 +273,8 @@ def build_app(service: RewardService, config: ClaimdiffConfig) -> Any:
         counters = service.counters
         return {"status": "ok", "judge_model": service.model_id,
                 "prompt_version": service.setup.prompt_version, "pending": batcher.pending,
-                "batches": len(batcher.batch_sizes),
+                "batches": batcher.batches,
+                "recent_batch_sizes": list(batcher.recent_batch_sizes),
                 "counters": {k: getattr(counters, k) for k in vars(counters)}}
 
     @app.post("/judge", response_model=None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from claimdiff.serving.rewards import RewardRequest, RewardService, Score
 
 log = logging.getLogger(__name__)
 
+
+RECENT_BATCHES = 256  # batch sizes /health reports
 
 class BusyError(Exception):
     """More requests are pending than `serve.max_pending`."""
@@ -48,7 +51,9 @@ class Batcher:
         # one thread: the service judges one batch at a time, and the event loop stays free
         # to accept (and refuse) requests meanwhile
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claimdiff-judge")
-        self.batch_sizes: list[int] = []
+        # batches judged, and the sizes of the latest ones (bounded: the server runs for days)
+        self.batches = 0
+        self.recent_batch_sizes: deque[int] = deque(maxlen=RECENT_BATCHES)
 
     @property
     def pending(self) -> int:
@@ -102,7 +107,8 @@ class Batcher:
             batch = await self._gather()
             if not batch:
                 continue
-            self.batch_sizes.append(len(batch))
+            self.batches += 1
+            self.recent_batch_sizes.append(len(batch))
             requests = [p.request for p in batch]
             try:
                 scores = await loop.run_in_executor(self._executor, self._service.score,

@@ -134,13 +134,20 @@ def test_concurrent_requests_are_judged_in_batches(start: Callable[..., Running]
     server = start({"serve.max_batch": 8, "serve.max_wait_ms": 5.0}, opened=False)
     count = 20
     with ThreadPoolExecutor(count) as pool:
-        futures = [pool.submit(server.post, "/judge", payload(image, caption=f"Dog {i}."))
-                   for i in range(count)]
+        # one completion in the crowd gets an answer that is not a judge output
+        futures = [pool.submit(server.post, "/judge", payload(
+            image, caption="UNPARSEABLE" if i == 7 else f"Dog {i}.")) for i in range(count)]
         server.wait_pending(count)  # all queued or in the (blocked) first batch
         server.gate.opened.set()
         answers = [f.result(WAIT_S) for f in futures]
-    assert all(status == 200 for status, _ in answers), answers
-    batches = server.gate.batches
+    assert [status for status, _ in answers] == [422 if i == 7 else 200 for i in range(count)]
+    assert "rewards" not in answers[7][1]
+    assert answers[7][1]["stage"] == "judge"
+    # the non-answer was asked again (judge.max_attempts) before it was refused
+    assert sum(server.gate.batches) == count + server.config.judge.max_attempts - 1
+    health = server.get("/health")
+    batches = health["recent_batch_sizes"]
+    assert health["batches"] == len(batches)
     assert sum(batches) == count
     assert max(batches) <= 8
     # the first batch took what had arrived; everything else waited and went in full batches
