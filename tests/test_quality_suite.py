@@ -351,3 +351,19 @@ def test_data_docs_pages_lose_remote_resources_and_scripts_only():
     assert 'url("../../static/fonts/a.otf")' in page
     assert f'content="{CSP}"' in page
     assert page.index("Content-Security-Policy") < page.index("<body>")
+
+
+@pytest.mark.parametrize(("tag", "kept"), [
+    ('<label class="btn" onclick="showAllValidations()">', '<label class="btn">'),
+    ("<button ONCLICK='x()' id=b>", "<button id=b>"),
+    ("<div onmouseover=go() data-x=1>", "<div data-x=1>"),
+    ('<img src="a.png" onerror = "f()" alt="">', '<img src="a.png" alt="">'),
+    ("<body onload=\"init()\">", "<body>"),
+])
+def test_data_docs_pages_lose_inline_event_handlers(tag: str, kept: str) -> None:
+    assert kept in offline_html(f"<html><head></head><body>{tag}</body></html>")
+
+
+def test_escaped_text_that_looks_like_a_handler_is_left_as_written() -> None:
+    text = "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; and a onclick=b in prose"
+    assert text in offline_html(f"<html><head></head><body><p>{text}</p></body></html>")

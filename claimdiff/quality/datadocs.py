@@ -4,7 +4,8 @@ GE's pages load jQuery, Bootstrap, Vega and fonts from CDNs and its logo from a 
 machine without a network those requests hang or fail, and elsewhere they tell third parties
 that a report was opened. The pages' content is static HTML: every remote stylesheet, script
 and image is removed (the inline scripts only drive those libraries), a small stylesheet of our
-own is put in their place, and a Content-Security-Policy forbids any fetch the rewrite missed.
+own is put in their place, inline event handlers (which call the removed scripts) are dropped,
+and a Content-Security-Policy forbids any fetch the rewrite missed.
 Lost on the way: the pages' interactive table filtering and collapsing.
 """
 
@@ -20,6 +21,11 @@ _REMOTE_TAG = re.compile(
     re.IGNORECASE)
 _CSS_REMOTE = re.compile(rf"""url\(\s*["']?{_REMOTE}[^)]*\)|@import\s[^;]*;""", re.IGNORECASE)
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+# a start tag, and an inline event handler attribute in one (`onclick="showAll()"`): the
+# handlers call the scripts removed above, and the CSP refuses them (recent Chromium reports
+# each as a console error when the page loads). Only inside tags: escaped text is left alone.
+_START_TAG = re.compile(r"<[A-Za-z][^<>]*>")
+_HANDLER = re.compile(r"""\s+on[A-Za-z]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'>]+)""", re.IGNORECASE)
 
 CSP = ("default-src 'none'; img-src 'self' data: file:; style-src 'self' 'unsafe-inline' file:; "
        "font-src 'self' file:; base-uri 'none'; form-action 'none'")
@@ -52,6 +58,7 @@ def offline_html(text: str) -> str:
     """One page without remote resources or scripts, with the offline stylesheet and a CSP."""
     text = _SCRIPT.sub("", text)
     text = _REMOTE_TAG.sub("", text)
+    text = _START_TAG.sub(lambda m: _HANDLER.sub("", m.group(0)), text)
     text = _css_offline(text)  # inline <style> blocks load GE's logo from a web bucket
     head = (f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f"<style>{OFFLINE_STYLE}</style>")
