@@ -145,10 +145,12 @@ def _judge_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list[str]) -> int:
     from claimdiff.config import load_config
+    from claimdiff.io.storage import apply_beam_storage_options
     from claimdiff.pipelines.judge import JudgeJob, run_judge
     from claimdiff.runners.options import check_beam_args, pipeline_options
 
     check_beam_args(beam_args, own_options)
+    apply_beam_storage_options(beam_args)
     text = _read_config_text(args.config) if args.config else None
     overrides = _parse_set(args.set)
     for key, value in (("judge.backend", args.judge), ("judge.model", args.model),
@@ -591,7 +593,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format=_LOG_FORMAT)
-    redactor = Redactor.from_env("OPENAI_API_KEY", *_key_env(getattr(args, "set", None) or []))
+    from claimdiff.io.storage import CLOUD_SECRET_ENV
+
+    redactor = Redactor.from_env("OPENAI_API_KEY", *CLOUD_SECRET_ENV,
+                                 *_key_env(getattr(args, "set", None) or []))
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter(redactor))
         if not args.verbose:

@@ -15,7 +15,7 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from pydantic import ValidationError
 
@@ -72,6 +72,10 @@ def expand_manifests(pattern: str, allowed_schemes: Sequence[str]) -> list[str]:
     check_scheme(pattern, allowed_schemes)
     try:
         fs, _, paths = fsspec.get_fs_token_paths(pattern)
+    except ImportError as exc:
+        from claimdiff.io.storage import missing_filesystem
+
+        raise missing_filesystem(pattern, exc) from exc
     except (ValueError, OSError) as exc:
         raise ConfigError(f"cannot read manifest {pattern}: {type(exc).__name__}: {exc}") from exc
     if not any(ch in pattern for ch in "*?["):
@@ -162,7 +166,7 @@ def iter_manifest_lines(
     # Binary, so one line of invalid UTF-8 is one bad row rather than an unreadable file.
     zstd = uri.lower().endswith(".zst")
     with fsspec.open(uri, "rb", compression=None if zstd else "infer") as opened:
-        handle: IO[bytes] = io.BufferedReader(_ZstdReader(opened)) if zstd else opened
+        handle: IO[bytes] = io.BufferedReader(_ZstdReader(opened)) if zstd else _buffered(opened)
         lines = _PhysicalLines(handle)
         rows = _iter_jsonl(lines) if fmt == "jsonl" else _iter_csv(
             lines, "\t" if fmt == "tsv" else ",")
@@ -195,6 +199,31 @@ def _stream_errors() -> tuple[type[BaseException], ...]:
 
 
 _STREAM_ERRORS = _stream_errors()
+
+
+class _RawReader(io.RawIOBase):
+    """Any file with `read(n)`, as a raw stream: object-store files (s3fs, gcsfs) are fsspec
+    `AbstractBufferedFile`s whose `readline` takes no size limit, which the bounded line reader
+    below needs; `io.BufferedReader` over this adapter gives it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._raw.read(len(buffer))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def _buffered(opened: Any) -> IO[bytes]:
+    from fsspec.spec import AbstractBufferedFile
+
+    if isinstance(opened, AbstractBufferedFile):
+        return io.BufferedReader(_RawReader(opened), buffer_size=1 << 20)
+    return cast(IO[bytes], opened)
 
 
 class _ZstdReader(io.RawIOBase):

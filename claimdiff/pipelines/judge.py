@@ -16,6 +16,7 @@ from claimdiff.config import ClaimdiffConfig
 from claimdiff.errors import PipelineFailed
 from claimdiff.io.claims import OutputClaim
 from claimdiff.io.manifest import expand_manifests
+from claimdiff.io.storage import CLOUD_SECRET_ENV
 from claimdiff.judges.backends.factory import build_backend
 from claimdiff.judges.events import judge_stats
 from claimdiff.judges.judge_setup import JudgeSetup
@@ -82,7 +83,7 @@ def build(pipeline: beam.Pipeline, job: JudgeJob, manifests: Sequence[str],
 
 def secret_env(config: ClaimdiffConfig) -> list[str]:
     """The environment variables whose values are secrets of this run (scrubbed everywhere)."""
-    return [config.judge.openai.api_key_env]
+    return [config.judge.openai.api_key_env, *CLOUD_SECRET_ENV]
 
 
 def _metrics(
