@@ -36,6 +36,7 @@ from claimdiff.errors import (
     UnreadableRunError,
 )
 from claimdiff.redaction import RedactingFilter, Redactor
+from claimdiff.runners.presets import PRESETS as RUNNER_PRESETS
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = exit_codes.OK, exit_codes.RUN_FAILED, exit_codes.USAGE
 EXIT_PIPELINE_FAILED, EXIT_NO_SPACE = exit_codes.PIPELINE_FAILED, exit_codes.NO_SPACE
@@ -136,9 +137,12 @@ def _judge_parser(sub: argparse._SubParsersAction) -> None:
                        help="take over the claim a crashed run left on --output (a second run "
                        "into an output that a live run holds is refused; see README: Failure "
                        "handling)")
-    judge.add_argument("--runner-preset", choices=["local", "multiprocess"], default="local",
-                       help="runner when no --runner is given: in-process (default) or worker "
-                       "processes")
+    judge.add_argument("--runner-preset", choices=list(RUNNER_PRESETS), default="local",
+                       help="Beam options for one kind of runner (README: Runners): "
+                       + "; ".join(f"{p.name}: {p.summary}" for p in RUNNER_PRESETS.values()))
+    judge.add_argument("--dry-run", action="store_true",
+                       help="print the resolved pipeline options and the pipeline graph, and "
+                       "run nothing (no output folder, no claim)")
     judge.add_argument("--workers", type=int, help="worker processes for --runner-preset "
                        "multiprocess")
 
@@ -163,7 +167,12 @@ def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list
                                 "take_over": args.take_over}
     if args.run_id:
         job_args["run_id"] = args.run_id
-    options = pipeline_options(beam_args, args.runner_preset, args.workers)
+    options = pipeline_options(beam_args, args.runner_preset, args.workers, config)
+    if args.dry_run:
+        from claimdiff.pipelines.dry_run import describe, render
+
+        print(render(describe(JudgeJob(**job_args), options, args.runner_preset)))
+        return EXIT_OK
     manifest = run_judge(JudgeJob(**job_args), options)
     acc = manifest.accounting
     print(f"run {manifest.run_id}: {manifest.status}")
