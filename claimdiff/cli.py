@@ -140,7 +140,9 @@ def _judge_parser(sub: argparse._SubParsersAction) -> None:
     judge.add_argument("--runner-preset", choices=list(RUNNER_PRESETS), default="local",
                        help="Beam options for one kind of runner (README: Runners): "
                        + "; ".join(f"{p.name}: {p.summary}" for p in RUNNER_PRESETS.values()))
-    judge.add_argument("--dry-run", action="store_true",
+    # `--dry_run` too: Beam has an option of that name, which the local runners ignore (the
+    # whole job would run)
+    judge.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                        help="print the resolved pipeline options and the pipeline graph, and "
                        "run nothing (no output folder, no claim)")
     judge.add_argument("--workers", type=int, help="worker processes for --runner-preset "

@@ -129,3 +129,7 @@ def test_dry_run_prints_options_and_graph_and_touches_nothing(
     assert main(["judge", "--manifest", manifest, "--output", str(out), "--runner-preset",
                  "dataflow-gpu", "--dry-run"]) == EXIT_USAGE
     assert "--project is required" in capsys.readouterr().err
+    # Beam's spelling is claimdiff's dry run too, never a whole run on a local runner
+    assert main(["judge", "--manifest", manifest, "--output", str(out), "--dry_run"]) == EXIT_OK
+    assert "pipeline graph:" in capsys.readouterr().out
+    assert not out.exists()
