@@ -304,6 +304,7 @@ def _run_schema(args: argparse.Namespace) -> int:
 
     from claimdiff.config import ClaimdiffConfig
     from claimdiff.schemas.arrow import arrow_schema
+    from claimdiff.schemas.describe import schema_lines
     from claimdiff.schemas.judge import JudgeOutput, decoding_schema
     from claimdiff.schemas.rows import DifferenceRow, FailureRow, reward_row_model
 
@@ -316,7 +317,7 @@ def _run_schema(args: argparse.Namespace) -> int:
     model: dict[str, type[BaseModel]] = {
         "differences": DifferenceRow, "rewards": reward_row_model(presets),
         "failures": FailureRow}
-    print(arrow_schema(model[args.dataset]).to_string(show_schema_metadata=False))
+    print("\n".join(schema_lines(arrow_schema(model[args.dataset]), model[args.dataset])))
     return EXIT_OK
 
 

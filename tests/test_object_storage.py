@@ -83,7 +83,7 @@ def test_a_run_on_a_bucket_equals_the_local_run(tmp_path: Path, s3_bucket: str, 
 
     fs = _fs()
     written = sorted(p.removeprefix(f"{s3_bucket}/runs/r1/") for p in fs.find(remote[5:]))
-    assert written == ["differences/part-00000-of-00001.parquet",
+    assert written == ["README.md", "differences/part-00000-of-00001.parquet",
                        "failures/part-00000-of-00001.parquet",
                        "rewards/part-00000-of-00001.parquet", "run.json"]  # no claim, no temp
     for dataset in ("differences", "rewards", "failures"):
