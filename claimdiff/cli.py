@@ -145,6 +145,9 @@ def _judge_parser(sub: argparse._SubParsersAction) -> None:
     judge.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                        help="print the resolved pipeline options and the pipeline graph, and "
                        "run nothing (no output folder, no claim)")
+    judge.add_argument("--latest", metavar="URI",
+                       help="after an ok run, point this JSON file at the run folder, "
+                       "atomically (README: Downstream jobs)")
     judge.add_argument("--workers", type=int, help="worker processes for --runner-preset "
                        "multiprocess")
 
@@ -176,6 +179,11 @@ def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list
         print(render(describe(JudgeJob(**job_args), options, args.runner_preset)))
         return EXIT_OK
     manifest = run_judge(JudgeJob(**job_args), options)
+    if args.latest:
+        from claimdiff.io.latest import publish_latest
+
+        if publish_latest(args.latest, manifest):
+            print(f"latest: {args.latest} -> {manifest.output}")
     acc = manifest.accounting
     print(f"run {manifest.run_id}: {manifest.status}")
     print(f"  rows in      {acc.rows_in}")
