@@ -148,6 +148,9 @@ def _judge_parser(sub: argparse._SubParsersAction) -> None:
     judge.add_argument("--latest", metavar="URI",
                        help="after an ok run, point this JSON file at the run folder, "
                        "atomically (README: Downstream jobs)")
+    judge.add_argument("--progress-every", type=float, metavar="SECONDS",
+                       help="a progress line every SECONDS (default 2 on a terminal, 30 in a "
+                       "log; 0: none)")
     judge.add_argument("--workers", type=int, help="worker processes for --runner-preset "
                        "multiprocess")
 
@@ -178,7 +181,9 @@ def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list
 
         print(render(describe(JudgeJob(**job_args), options, args.runner_preset)))
         return EXIT_OK
-    manifest = run_judge(JudgeJob(**job_args), options)
+    job = JudgeJob(**job_args)
+    with _progress(args, job.run_id, options):
+        manifest = run_judge(job, options)
     if args.latest:
         from claimdiff.io.latest import publish_latest
 
@@ -198,6 +203,18 @@ def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list
             print(f"    {reason.count:>6}  {reason.stage:<13} {reason.error_class}: "
                   f"{reason.example}")
     return EXIT_OK if manifest.status == "ok" else EXIT_RUN_FAILED
+
+
+def _progress(args: argparse.Namespace, run_id: str, options: Any) -> Any:
+    from claimdiff.transforms.progress import ProgressReporter
+
+    every = args.progress_every
+    if every is None:
+        every = 2.0 if sys.stderr.isatty() else 30.0
+    resolved = options.get_all_options()
+    live = (resolved.get("runner") == "FnApiRunner"
+            and resolved.get("direct_running_mode") in (None, "in_memory"))
+    return ProgressReporter(run_id, every_s=every, live=live or every <= 0)
 
 
 def _run_sample(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ CASES = {
 STAGES = ["ReadManifest", "LoadImages  <- ReadManifest", "Judge  <- LoadImages",
           "Derive  <- Judge", "CollectFailures  <- Derive, Judge, LoadImages, ReadManifest",
           "NullRewards  <- CollectFailures", "CollectRewards  <- Derive, NullRewards",
+          "Progress  <- CollectFailures, Derive, ReadManifest",
           "WriteDifferences  <- Derive", "WriteRewards  <- CollectRewards",
           "FailureRows  <- CollectFailures", "WriteFailures  <- FailureRows"]
 

@@ -30,6 +30,7 @@ from claimdiff.transforms.derive import Derive
 from claimdiff.transforms.failures import null_reward
 from claimdiff.transforms.judge import Judge
 from claimdiff.transforms.load_images import LoadImages
+from claimdiff.transforms.progress import CountProgress
 from claimdiff.transforms.read_manifest import NAMESPACE as MANIFEST_NAMESPACE
 from claimdiff.transforms.read_manifest import ROWS_READ, ReadManifest
 from claimdiff.transforms.write import WriteDataset
@@ -65,6 +66,10 @@ def build(pipeline: beam.Pipeline, job: JudgeJob, manifests: Sequence[str],
     )
     null_rewards = failed | "NullRewards" >> beam.FlatMap(null_reward)
     rewards = (derived.rewards, null_rewards) | "CollectRewards" >> beam.Flatten()
+
+    # live progress (claimdiff.transforms.progress): a side branch that outputs nothing
+    _ = {"read": rows.ok, "read/failures": rows.failures, "judged": derived.rewards,
+         "failed": failed} | "Progress" >> CountProgress(run_id)
 
     shards, secrets = config.run.num_shards, secret_env(config)
     _ = derived.differences | "WriteDifferences" >> WriteDataset(
