@@ -55,8 +55,14 @@ def manifest_format(uri: str) -> str:
         return "csv"
     if name.endswith(".tsv"):
         return "tsv"
+    if name.endswith(".tar"):
+        if compressed:
+            raise ConfigError(f"{uri!r}: a compressed WebDataset shard cannot be read member by "
+                              "member; write uncompressed .tar shards")
+        return "webdataset"
     raise ConfigError(
-        f"cannot tell the manifest format of {uri!r}: use .jsonl, .parquet, .csv or .tsv")
+        f"cannot tell the manifest format of {uri!r}: use .jsonl, .parquet, .csv, .tsv or "
+        ".tar (WebDataset)")
 
 
 def expand_manifests(pattern: str, allowed_schemes: Sequence[str]) -> list[str]:
@@ -135,6 +141,12 @@ def _check_opens(uri: str) -> None:
                 pq.ParquetFile(handle).schema_arrow  # noqa: B018 - reads and checks the footer
             except (OSError, ValueError) as exc:
                 raise ManifestError(f"{uri} is not a readable Parquet file: {exc}") from exc
+    elif fmt == "webdataset":
+        for index, _, record in iter_manifest_lines(uri):
+            if index == 0 and isinstance(record, ManifestRowError) and "after sample 0" in str(
+                    record):
+                raise ManifestError(f"{uri} is not a readable tar shard: {record}")
+            break
     elif fmt in ("csv", "tsv"):
         for _, _, record in iter_manifest_lines(uri):
             del record  # the header was read and checked; the first row decides nothing
@@ -162,6 +174,13 @@ def iter_manifest_lines(
         yield from _iter_parquet(uri)
         return
     import fsspec
+
+    if fmt == "webdataset":
+        from claimdiff.io.webdataset import iter_webdataset
+
+        with fsspec.open(uri, "rb") as opened:
+            yield from iter_webdataset(uri, opened)
+        return
 
     # Binary, so one line of invalid UTF-8 is one bad row rather than an unreadable file.
     zstd = uri.lower().endswith(".zst")
