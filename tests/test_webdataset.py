@@ -114,3 +114,58 @@ def test_a_shard_in_a_bucket(corpus: tuple[str, Path, int], tmp_path: Path, s3_b
     result = run(f"s3://{s3_bucket}/shards/shard-00000.tar", f"s3://{s3_bucket}/runs/wds")
     assert result.status == "ok"
     assert result.accounting.rows_judged == rows
+
+
+def _img2dataset(manifest: str, out: Path, layout: str) -> int:
+    """The manifest's images as one img2dataset shard (`files` or `webdataset` layout), its
+    Parquet with the actor captions added as `captions`, and one row it failed to fetch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in Path(manifest).read_text().splitlines()]
+    by_image: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_image[row["image"]].append(row)
+    out.mkdir(parents=True)
+    table = []
+    folder = Path(manifest).parent
+    tar = tarfile.open(out / "00000.tar", "w") if layout == "webdataset" else None  # noqa: SIM115
+    for i, (image, group) in enumerate(sorted(by_image.items())):
+        key = f"0000{i:05d}"
+        data = (folder / image).read_bytes()
+        if tar is not None:
+            _add(tar, f"{key}.png", data)
+        else:
+            (out / "00000").mkdir(exist_ok=True)
+            (out / "00000" / f"{key}.png").write_bytes(data)
+        # joined with the captioner's output: one row per actor caption, gold labels too
+        table += [{"key": key, "url": f"https://example.org/{key}.png",
+                   "caption": r["reference"], "status": "success", "error_message": None,
+                   "actor_caption": r["caption"], "actor_id": r["actor_id"],
+                   "gold": json.dumps(r["gold"])} for r in group]
+    table.append({"key": "000099999", "url": "https://example.org/gone.png", "caption": "x",
+                  "status": "failed_to_download", "error_message": "HTTP 404",
+                  "actor_caption": "y", "actor_id": "a", "gold": None})
+    if tar is not None:
+        tar.close()
+    pq.write_table(pa.Table.from_pylist(table), out / "00000.parquet")
+    return len(rows)
+
+
+@pytest.mark.parametrize("layout", ["files", "webdataset"])
+def test_an_img2dataset_shard(corpus: tuple[str, Path, int], tmp_path: Path, layout: str):
+    manifest = corpus[0]
+    rows = _img2dataset(manifest, tmp_path / "i2d", layout)
+    result = run(str(tmp_path / "i2d" / "00000.parquet"), tmp_path / "out",
+                 {"run.max_failure_share": 0.5})
+    assert result.accounting.balanced
+    assert result.accounting.rows_in == rows + 1
+    [failure] = read(tmp_path / "out", "failures")
+    assert "img2dataset did not fetch image 000099999: HTTP 404" in failure["message"]
+    rewards = {(r["reference"], r["actor_id"]): (r["reward"], r["image_sha256"])
+               for r in read(tmp_path / "out", "rewards") if r["status"] == "ok"}
+    assert len(rewards) == rows
+    plain = run(manifest, tmp_path / "jsonl")
+    assert plain.accounting.rows_judged == rows
+    assert rewards == {(r["reference"], r["actor_id"]): (r["reward"], r["image_sha256"])
+                       for r in read(tmp_path / "jsonl", "rewards")}

@@ -171,7 +171,9 @@ def iter_manifest_lines(
     """
     fmt = manifest_format(uri)
     if fmt == "parquet":
-        yield from _iter_parquet(uri)
+        from claimdiff.io.img2dataset import adapt
+
+        yield from adapt(_iter_parquet(uri), uri)
         return
     import fsspec
 
