@@ -149,3 +149,21 @@ def test_a_scheme_without_its_filesystem_names_the_extra():
     assert "pip install 'claimdiff[gcp]'" in str(error)
     error = missing_filesystem("https://h/m.jsonl", ImportError("aiohttp"))
     assert "claimdiff[http]" in str(error)
+
+
+def test_a_manifest_and_its_images_over_http(tmp_path: Path):
+    """fsspec's HTTP filesystem (claimdiff[http]) reads the manifest; claimdiff's own vetted
+    client fetches the images it names, relative URLs resolved against the manifest's."""
+    from tests.pipeline_support import run
+    from tests.support.http_servers import body, serve
+
+    manifest = Path(write_sample(str(tmp_path / "data"), images=2, actors=2, seed=1,
+                                 broken=False))
+    routes = {"/data/manifest.jsonl": body(manifest.read_bytes(), content_type="text/plain")}
+    for image in (manifest.parent / "images").iterdir():
+        routes[f"/data/images/{image.name}"] = body(image.read_bytes())
+    with serve(routes) as base:
+        result = run(f"{base}/data/manifest.jsonl", tmp_path / "out",
+                     {"images.allowed_schemes": ["http"], "images.allowed_hosts": ["127.0.0.1"]})
+    assert result.status == "ok"
+    assert result.accounting.rows_judged == 2 * 2
