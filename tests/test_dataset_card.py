@@ -113,3 +113,24 @@ def test_the_schema_command_prints_every_nested_field(capsys: pytest.CaptureFixt
     assert "omitted" not in printed
     lines = [line.strip().split(": ", 1)[0] for line in printed.splitlines()]
     assert lines == _leaves(schema)  # every field, nested ones too, in order, none elided
+
+
+def test_pairs_written_into_the_run_folder_join_the_card(runs: dict[str, Path], tmp_path: Path):
+    from claimdiff.training.pairs import PairsConfig, export_pairs
+
+    folder = tmp_path / "run"
+    shutil.copytree(runs["clean"], folder)
+    summary = export_pairs(str(folder), str(folder / "pairs"), PairsConfig(min_margin=0.0))
+    header = load_yaml((folder / CARD_NAME).read_text().split("---\n")[1], what="card")
+    assert [c["config_name"] for c in header["configs"]] == [
+        "rewards", "differences", "failures", "pairs"]
+    pairs = datasets.load_dataset(str(folder), "pairs", split="train")
+    assert pairs.num_rows == summary.rows_written > 0
+    assert {"chosen", "rejected", "prompt"} <= set(pairs.column_names)
+    # a rerun into the folder does not take the earlier run's pairs for its own
+    from claimdiff.io.card import render_card
+    from claimdiff.io.datasets import read_run_manifest
+
+    rerun = read_run_manifest(str(folder)).model_copy(
+        update={"finished_at": "2999-01-01T00:00:00+00:00"})
+    assert "config_name: pairs" not in render_card(str(folder), rerun)

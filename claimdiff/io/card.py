@@ -14,6 +14,7 @@ huggingface/datasets PR #8401, still open): `load_table` loads every table like
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -44,9 +45,23 @@ def table_files(output: str, run: RunManifest) -> dict[str, list[str]]:
             found[table] = [f"{table}/{shard.name}" for shard in run.files[table]]
             continue
         shards = sorted(fs.glob(join(root, table, "part-*.parquet")))
-        if shards:
+        if shards and _made_after(fs, join(root, f"{table}.json"), run):
             found[table] = [f"{table}/{path.rsplit('/', 1)[-1]}" for path in shards]
     return {table: files for table, files in found.items() if files}
+
+
+def _made_after(fs: Any, summary: str, run: RunManifest) -> bool:
+    """Whether an export's summary says it was made from this run (after it finished): a rerun
+    with --overwrite must not list the previous run's pairs as its own."""
+    from datetime import datetime
+
+    try:
+        created = json.loads(fs.cat_file(summary))["created_at"]
+        made = datetime.fromisoformat(str(created))
+        finished = datetime.fromisoformat(run.finished_at).replace(microsecond=0)
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return False
+    return made >= finished
 
 
 def render_card(output: str, run: RunManifest) -> str:
