@@ -167,3 +167,37 @@ def test_a_manifest_and_its_images_over_http(tmp_path: Path):
                      {"images.allowed_schemes": ["http"], "images.allowed_hosts": ["127.0.0.1"]})
     assert result.status == "ok"
     assert result.accounting.rows_judged == 2 * 2
+
+
+def test_the_claim_on_a_bucket_is_a_conditional_put_under_contention(
+        s3_bucket: str, caplog: pytest.LogCaptureFixture):
+    import threading
+
+    from claimdiff.errors import ClaimHeldError
+
+    fs = _fs()
+    fs.pipe_file(f"{s3_bucket}/probe", b"1", mode="create")
+    with pytest.raises(FileExistsError):  # the store itself refuses: If-None-Match: *
+        fs.pipe_file(f"{s3_bucket}/probe", b"2", mode="create")
+    output = f"s3://{s3_bucket}/runs/contended"
+    winners: list[str] = []
+    refused: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def contend(i: int) -> None:
+        barrier.wait()
+        try:
+            claim = OutputClaim.acquire(output, f"run-{i}", heartbeat_s=None)
+        except ClaimHeldError as exc:
+            refused.append(str(exc))
+        else:
+            winners.append(claim.info.run_id)
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
+    assert len(refused) == 7
+    assert "cannot create files exclusively" not in caplog.text
