@@ -55,10 +55,10 @@ EXTRAS = {
     # the main environment's development tools: the test tools, linters; playwright drives the
     # system's Chromium in the report's browser test (it never downloads a browser of its own);
     # duckdb, pandas and polars: the tests read one preset's rewards as each of them would; moto
-    # and s3fs: a real S3-compatible server on loopback
+    # and s3fs: a real S3-compatible server on loopback; aiohttp: a manifest over http
     "dev": [*TEST, "ruff>=0.6", "mypy>=1.11", "types-PyYAML", "playwright>=1.45",
             "duckdb>=1.1", "pandas>=2.2", "polars>=1.0", "moto[server]>=5.0", "s3fs>=2024.6",
-            "boto3>=1.34"],
+            "boto3>=1.34", "aiohttp>=3.9"],
 }
 
 setup(
