@@ -157,12 +157,10 @@ def _judge_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list[str]) -> int:
     from claimdiff.config import load_config
-    from claimdiff.io.storage import apply_beam_storage_options
     from claimdiff.pipelines.judge import JudgeJob, run_judge
     from claimdiff.runners.options import check_beam_args, pipeline_options
 
     check_beam_args(beam_args, own_options)
-    apply_beam_storage_options(beam_args)
     text = _read_config_text(args.config) if args.config else None
     overrides = _parse_set(args.set)
     for key, value in (("judge.backend", args.judge), ("judge.model", args.model),

@@ -20,6 +20,7 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
 from claimdiff.errors import ConfigError
+from claimdiff.io.storage import apply_beam_storage_options
 from claimdiff.runners.presets import PRESETS as PRESET_TABLE
 from claimdiff.runners.presets import check_preset, resolve_args
 
@@ -72,6 +73,7 @@ def pipeline_options(
     (`claimdiff.runners.presets`), checked against the preset's needs and the judge's config."""
     options = PipelineOptions(resolve_args(preset, beam_args, workers))
     check_preset(preset, options.get_all_options(), config)
+    apply_beam_storage_options(beam_args)  # Beam's --s3_endpoint_url for fsspec too
     return options
 
 
