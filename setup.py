@@ -37,8 +37,13 @@ EXTRAS = {
     # `claimdiff report`: Great Expectations suites and Data Docs, matplotlib plots (checked
     # beside the pins above: GE 1.24 adds pandas, scipy, altair and no downgrades)
     "report": ["great_expectations>=1.24,<2", "matplotlib>=3.8"],
-    "aws": ["apache-beam[aws]==2.77.0", "s3fs>=2024.6"],
+    # object storage (README: Object storage): Beam's S3 / GCS filesystems for the Parquet
+    # sinks, the fsspec ones for everything else; credentials from the standard chains
+    "aws": ["apache-beam[aws]==2.77.0", "s3fs>=2024.6", "boto3>=1.34"],
     "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs>=2024.6"],
+    # manifests (and other inputs) on http(s):// through fsspec's HTTP filesystem; images on
+    # http(s):// need nothing extra (claimdiff's own vetted client, standard library only)
+    "http": ["aiohttp>=3.9", "requests>=2.31"],
     # `claimdiff serve`, the reward server (the in-process reward functions need only the core
     # install and a backend's extra)
     "serve": ["fastapi>=0.110", "uvicorn>=0.29"],
@@ -50,10 +55,10 @@ EXTRAS = {
     # the main environment's development tools: the test tools, linters; playwright drives the
     # system's Chromium in the report's browser test (it never downloads a browser of its own);
     # duckdb, pandas and polars: the tests read one preset's rewards as each of them would; moto
-    # and s3fs: a real S3-compatible server on loopback
+    # and s3fs: a real S3-compatible server on loopback; aiohttp: a manifest over http
     "dev": [*TEST, "ruff>=0.6", "mypy>=1.11", "types-PyYAML", "playwright>=1.45",
             "duckdb>=1.1", "pandas>=2.2", "polars>=1.0", "moto[server]>=5.0", "s3fs>=2024.6",
-            "boto3>=1.34"],
+            "boto3>=1.34", "aiohttp>=3.9"],
 }
 
 setup(

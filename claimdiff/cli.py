@@ -37,6 +37,7 @@ from claimdiff.errors import (
     UnreadableRunError,
 )
 from claimdiff.redaction import RedactingFilter, Redactor
+from claimdiff.runners.presets import PRESETS as RUNNER_PRESETS
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = exit_codes.OK, exit_codes.RUN_FAILED, exit_codes.USAGE
 EXIT_PIPELINE_FAILED, EXIT_NO_SPACE = exit_codes.PIPELINE_FAILED, exit_codes.NO_SPACE
@@ -145,9 +146,20 @@ def _judge_parser(sub: argparse._SubParsersAction) -> None:
                        help="finish the incomplete run a kill left in --output, judging only "
                        "what it had not kept in answers/ (README: Incremental and resumable "
                        "runs)")
-    judge.add_argument("--runner-preset", choices=["local", "multiprocess"], default="local",
-                       help="runner when no --runner is given: in-process (default) or worker "
-                       "processes")
+    judge.add_argument("--runner-preset", choices=list(RUNNER_PRESETS), default="local",
+                       help="Beam options for one kind of runner (README: Runners): "
+                       + "; ".join(f"{p.name}: {p.summary}" for p in RUNNER_PRESETS.values()))
+    # `--dry_run` too: Beam has an option of that name, which the local runners ignore (the
+    # whole job would run)
+    judge.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+                       help="print the resolved pipeline options and the pipeline graph, and "
+                       "run nothing (no output folder, no claim)")
+    judge.add_argument("--latest", metavar="URI",
+                       help="after an ok run, point this JSON file at the run folder, "
+                       "atomically (README: Downstream jobs)")
+    judge.add_argument("--progress-every", type=float, metavar="SECONDS",
+                       help="a progress line every SECONDS (default 2 on a terminal, 30 in a "
+                       "log; 0: none)")
     judge.add_argument("--workers", type=int, help="worker processes for --runner-preset "
                        "multiprocess")
 
@@ -171,8 +183,20 @@ def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list
                                 "resume": args.resume}
     if args.run_id:
         job_args["run_id"] = args.run_id
-    options = pipeline_options(beam_args, args.runner_preset, args.workers)
-    manifest = run_judge(JudgeJob(**job_args), options)
+    options = pipeline_options(beam_args, args.runner_preset, args.workers, config)
+    if args.dry_run:
+        from claimdiff.pipelines.dry_run import describe, render
+
+        print(render(describe(JudgeJob(**job_args), options, args.runner_preset)))
+        return EXIT_OK
+    job = JudgeJob(**job_args)
+    with _progress(args, job.run_id, options):
+        manifest = run_judge(job, options)
+    if args.latest:
+        from claimdiff.io.latest import publish_latest
+
+        if publish_latest(args.latest, manifest):
+            print(f"latest: {args.latest} -> {manifest.output}")
     acc = manifest.accounting
     print(f"run {manifest.run_id}: {manifest.status}")
     print(f"  rows in      {acc.rows_in}")
@@ -187,6 +211,18 @@ def _run_judge(args: argparse.Namespace, beam_args: list[str], own_options: list
             print(f"    {reason.count:>6}  {reason.stage:<13} {reason.error_class}: "
                   f"{reason.example}")
     return EXIT_OK if manifest.status == "ok" else EXIT_RUN_FAILED
+
+
+def _progress(args: argparse.Namespace, run_id: str, options: Any) -> Any:
+    from claimdiff.transforms.progress import ProgressReporter
+
+    every = args.progress_every
+    if every is None:
+        every = 2.0 if sys.stderr.isatty() else 30.0
+    resolved = options.get_all_options()
+    live = (resolved.get("runner") == "FnApiRunner"
+            and resolved.get("direct_running_mode") in (None, "in_memory"))
+    return ProgressReporter(run_id, every_s=every, live=live or every <= 0)
 
 
 def _run_sample(args: argparse.Namespace) -> int:
@@ -301,6 +337,7 @@ def _run_schema(args: argparse.Namespace) -> int:
 
     from claimdiff.config import ClaimdiffConfig
     from claimdiff.schemas.arrow import arrow_schema
+    from claimdiff.schemas.describe import schema_lines
     from claimdiff.schemas.judge import JudgeOutput, decoding_schema
     from claimdiff.schemas.rows import DifferenceRow, FailureRow, reward_row_model
 
@@ -313,7 +350,7 @@ def _run_schema(args: argparse.Namespace) -> int:
     model: dict[str, type[BaseModel]] = {
         "differences": DifferenceRow, "rewards": reward_row_model(presets),
         "failures": FailureRow}
-    print(arrow_schema(model[args.dataset]).to_string(show_schema_metadata=False))
+    print("\n".join(schema_lines(arrow_schema(model[args.dataset]), model[args.dataset])))
     return EXIT_OK
 
 
@@ -601,7 +638,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format=_LOG_FORMAT)
-    redactor = Redactor.from_env("OPENAI_API_KEY", *_key_env(getattr(args, "set", None) or []))
+    from claimdiff.io.storage import CLOUD_SECRET_ENV
+
+    redactor = Redactor.from_env("OPENAI_API_KEY", *CLOUD_SECRET_ENV,
+                                 *_key_env(getattr(args, "set", None) or []))
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter(redactor))
         if not args.verbose:

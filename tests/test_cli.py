@@ -70,7 +70,7 @@ def test_threshold_exit_code_and_config_errors(tmp_path: Path, capsys):
 
 def test_schema_command(capsys):
     assert main(["schema", "rewards"]) == EXIT_OK
-    assert "stats: struct<" in capsys.readouterr().out
+    assert "\nstats: struct\n  n_differences: int64 not null\n" in capsys.readouterr().out
     assert main(["schema", "judge", "--decoding"]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["required"] == ["differences", "overall"]
 

@@ -11,5 +11,10 @@ def join(base: str, *parts: str) -> str:
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, root = fsspec.core.url_to_fs(uri)
+    try:
+        fs, root = fsspec.core.url_to_fs(uri)
+    except ImportError as exc:  # s3fs, gcsfs, aiohttp come with claimdiff's extras
+        from claimdiff.io.storage import missing_filesystem
+
+        raise missing_filesystem(uri, exc) from exc
     return fs, root

@@ -15,7 +15,7 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from pydantic import ValidationError
 
@@ -55,8 +55,14 @@ def manifest_format(uri: str) -> str:
         return "csv"
     if name.endswith(".tsv"):
         return "tsv"
+    if name.endswith(".tar"):
+        if compressed:
+            raise ConfigError(f"{uri!r}: a compressed WebDataset shard cannot be read member by "
+                              "member; write uncompressed .tar shards")
+        return "webdataset"
     raise ConfigError(
-        f"cannot tell the manifest format of {uri!r}: use .jsonl, .parquet, .csv or .tsv")
+        f"cannot tell the manifest format of {uri!r}: use .jsonl, .parquet, .csv, .tsv or "
+        ".tar (WebDataset)")
 
 
 def expand_manifests(pattern: str, allowed_schemes: Sequence[str]) -> list[str]:
@@ -72,6 +78,10 @@ def expand_manifests(pattern: str, allowed_schemes: Sequence[str]) -> list[str]:
     check_scheme(pattern, allowed_schemes)
     try:
         fs, _, paths = fsspec.get_fs_token_paths(pattern)
+    except ImportError as exc:
+        from claimdiff.io.storage import missing_filesystem
+
+        raise missing_filesystem(pattern, exc) from exc
     except (ValueError, OSError) as exc:
         raise ConfigError(f"cannot read manifest {pattern}: {type(exc).__name__}: {exc}") from exc
     if not any(ch in pattern for ch in "*?["):
@@ -131,6 +141,12 @@ def _check_opens(uri: str) -> None:
                 pq.ParquetFile(handle).schema_arrow  # noqa: B018 - reads and checks the footer
             except (OSError, ValueError) as exc:
                 raise ManifestError(f"{uri} is not a readable Parquet file: {exc}") from exc
+    elif fmt == "webdataset":
+        for index, _, record in iter_manifest_lines(uri):
+            if index == 0 and isinstance(record, ManifestRowError) and "after sample 0" in str(
+                    record):
+                raise ManifestError(f"{uri} is not a readable tar shard: {record}")
+            break
     elif fmt in ("csv", "tsv"):
         for _, _, record in iter_manifest_lines(uri):
             del record  # the header was read and checked; the first row decides nothing
@@ -155,14 +171,23 @@ def iter_manifest_lines(
     """
     fmt = manifest_format(uri)
     if fmt == "parquet":
-        yield from _iter_parquet(uri)
+        from claimdiff.io.img2dataset import adapt
+
+        yield from adapt(_iter_parquet(uri), uri)
         return
     import fsspec
+
+    if fmt == "webdataset":
+        from claimdiff.io.webdataset import iter_webdataset
+
+        with fsspec.open(uri, "rb") as opened:
+            yield from iter_webdataset(uri, opened)
+        return
 
     # Binary, so one line of invalid UTF-8 is one bad row rather than an unreadable file.
     zstd = uri.lower().endswith(".zst")
     with fsspec.open(uri, "rb", compression=None if zstd else "infer") as opened:
-        handle: IO[bytes] = io.BufferedReader(_ZstdReader(opened)) if zstd else opened
+        handle: IO[bytes] = io.BufferedReader(_ZstdReader(opened)) if zstd else _buffered(opened)
         lines = _PhysicalLines(handle)
         rows = _iter_jsonl(lines) if fmt == "jsonl" else _iter_csv(
             lines, "\t" if fmt == "tsv" else ",")
@@ -195,6 +220,31 @@ def _stream_errors() -> tuple[type[BaseException], ...]:
 
 
 _STREAM_ERRORS = _stream_errors()
+
+
+class _RawReader(io.RawIOBase):
+    """Any file with `read(n)`, as a raw stream: object-store files (s3fs, gcsfs) are fsspec
+    `AbstractBufferedFile`s whose `readline` takes no size limit, which the bounded line reader
+    below needs; `io.BufferedReader` over this adapter gives it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._raw.read(len(buffer))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def _buffered(opened: Any) -> IO[bytes]:
+    from fsspec.spec import AbstractBufferedFile
+
+    if isinstance(opened, AbstractBufferedFile):
+        return io.BufferedReader(_RawReader(opened), buffer_size=1 << 20)
+    return cast(IO[bytes], opened)
 
 
 class _ZstdReader(io.RawIOBase):

@@ -19,6 +19,10 @@ def scheme_of(uri: str) -> str:
 
 
 def check_scheme(uri: str, allowed: Iterable[str]) -> None:
+    """Refuse a URI whose scheme is not allowed. A member of a tar shard
+    (`tar://member::SHARD`, claimdiff.io.webdataset) is checked by the shard's own URI."""
+    if uri.lower().startswith("tar://") and "::" in uri:
+        uri = uri.split("::", 1)[1]
     scheme = scheme_of(uri)
     if scheme not in {s.lower() for s in allowed}:
         raise DisallowedURIError(

@@ -16,6 +16,7 @@ from claimdiff.config import ClaimdiffConfig
 from claimdiff.errors import ConfigError, EarlyStopError, PipelineFailed
 from claimdiff.io.claims import OutputClaim, read_claim
 from claimdiff.io.manifest import expand_manifests
+from claimdiff.io.storage import CLOUD_SECRET_ENV
 from claimdiff.judges.answers import answer_files
 from claimdiff.judges.backends.factory import build_backend
 from claimdiff.judges.events import judge_stats
@@ -30,6 +31,7 @@ from claimdiff.transforms.derive import Derive
 from claimdiff.transforms.failures import null_reward
 from claimdiff.transforms.judge import Judge
 from claimdiff.transforms.load_images import LoadImages
+from claimdiff.transforms.progress import CountProgress
 from claimdiff.transforms.read_manifest import NAMESPACE as MANIFEST_NAMESPACE
 from claimdiff.transforms.read_manifest import ROWS_READ, ReadManifest
 from claimdiff.transforms.reuse import EARLY_STOP_MARKER, EarlyStop, KnownAnswers, PersistAnswers
@@ -81,6 +83,10 @@ def build(pipeline: beam.Pipeline, job: JudgeJob, manifests: Sequence[str],
     null_rewards = failed | "NullRewards" >> beam.FlatMap(null_reward)
     rewards = (derived.rewards, null_rewards) | "CollectRewards" >> beam.Flatten()
 
+    # live progress (claimdiff.transforms.progress): a side branch that outputs nothing
+    _ = {"read": rows.ok, "read/failures": rows.failures, "judged": derived.rewards,
+         "failed": failed} | "Progress" >> CountProgress(run_id)
+
     shards, secrets = config.run.num_shards, secret_env(config)
     _ = derived.differences | "WriteDifferences" >> WriteDataset(
         job.output, outputs.DIFFERENCES, DifferenceRow, shards, secrets)
@@ -98,7 +104,7 @@ def build(pipeline: beam.Pipeline, job: JudgeJob, manifests: Sequence[str],
 
 def secret_env(config: ClaimdiffConfig) -> list[str]:
     """The environment variables whose values are secrets of this run (scrubbed everywhere)."""
-    return [config.judge.openai.api_key_env]
+    return [config.judge.openai.api_key_env, *CLOUD_SECRET_ENV]
 
 
 def _metrics(

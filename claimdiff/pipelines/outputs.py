@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from fsspec.implementations.local import LocalFileSystem
 
 from claimdiff.errors import ConfigError, OutOfSpaceError
+from claimdiff.io.card import CARD_NAME, write_card
 from claimdiff.io.datasets import (
     RUN_MANIFEST,
     filesystem,
@@ -56,6 +57,8 @@ def _run_content(output: str) -> list[str]:
         folder = join(root, dataset)
         if fs.exists(folder) and (fs.glob(join(folder, "*")) or fs.isdir(folder)):
             found.append(folder)
+    if found and fs.exists(join(root, CARD_NAME)):  # the run's card, not someone's README
+        found.append(join(root, CARD_NAME))
     return found
 
 
@@ -207,6 +210,7 @@ def count_manifest_rows(manifests: Sequence[str]) -> int:
 def commit_run(output: str, manifest: RunManifest) -> None:
     """Write `run.json`, atomically: the run is complete from this moment, and not before."""
     data = json.dumps(manifest.model_dump(mode="json"), indent=2).encode() + b"\n"
+    write_card(output, manifest)  # before the commit: a committed run always has its card
     fs, root = filesystem(output)
     final = join(root, RUN_MANIFEST)
     if isinstance(fs, LocalFileSystem):

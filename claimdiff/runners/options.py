@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -21,8 +20,11 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
 from claimdiff.errors import ConfigError
+from claimdiff.io.storage import apply_beam_storage_options
+from claimdiff.runners.presets import PRESETS as PRESET_TABLE
+from claimdiff.runners.presets import check_preset, resolve_args
 
-PRESETS = ("local", "multiprocess")
+PRESETS = tuple(PRESET_TABLE)
 _SECRET = re.compile(r"key|secret|token|password|credential", re.IGNORECASE)
 
 
@@ -64,19 +66,15 @@ def check_beam_args(beam_args: Sequence[str], other_options: Sequence[str] = ())
 
 
 def pipeline_options(
-    beam_args: Sequence[str], preset: str = "local", workers: int | None = None
+    beam_args: Sequence[str], preset: str = "local", workers: int | None = None,
+    config: Any = None,
 ) -> PipelineOptions:
-    args = list(beam_args)
-    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
-        args.append("--runner=FnApiRunner")
-        if preset == "multiprocess":
-            args += [
-                "--direct_running_mode=multi_processing",
-                f"--direct_num_workers={workers or min(4, os.cpu_count() or 1)}",
-            ]
-        elif preset != "local":
-            raise ValueError(f"unknown runner preset {preset!r}; choose from {PRESETS}")
-    return PipelineOptions(args)
+    """Validated options: the preset's defaults for what `beam_args` leaves out
+    (`claimdiff.runners.presets`), checked against the preset's needs and the judge's config."""
+    options = PipelineOptions(resolve_args(preset, beam_args, workers))
+    check_preset(preset, options.get_all_options(), config)
+    apply_beam_storage_options(beam_args)  # Beam's --s3_endpoint_url for fsspec too
+    return options
 
 
 def sanitised_options(options: PipelineOptions) -> dict[str, Any]:

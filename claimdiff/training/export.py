@@ -112,7 +112,18 @@ def finish(summary: ExportSummary) -> ExportSummary:
     fs, root = filesystem(summary.output)
     with fs.open(summary_path(root), "wb") as handle:
         handle.write(json.dumps(summary.model_dump(mode="json"), indent=2).encode() + b"\n")
+    _refresh_card(summary)
     return summary
+
+
+def _refresh_card(summary: ExportSummary) -> None:
+    """Pairs written into their run's own folder (`RUN/pairs`) join the run's dataset card."""
+    from claimdiff.io.card import TABLES, write_card
+    from claimdiff.io.datasets import read_run_manifest
+
+    output, run = summary.output.rstrip("/"), summary.run.rstrip("/")
+    if summary.dataset in TABLES and output == join(run, summary.dataset):
+        write_card(run, read_run_manifest(run))
 
 
 def new_summary(dataset: str, run: str, output: str, config: BaseModel, **counts: Any
