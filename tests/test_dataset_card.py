@@ -29,8 +29,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(autouse=True)
 def offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # `datasets` reads its environment once, at import: set its config itself, or the tests
+    # share (and are fooled by) ~/.cache/huggingface, which keys a folder by its name
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")
 
 
 def test_the_card_lists_exactly_the_committed_shards(runs: dict[str, Path]):
@@ -134,3 +136,14 @@ def test_pairs_written_into_the_run_folder_join_the_card(runs: dict[str, Path], 
     rerun = read_run_manifest(str(folder)).model_copy(
         update={"finished_at": "2999-01-01T00:00:00+00:00"})
     assert "config_name: pairs" not in render_card(str(folder), rerun)
+
+
+def test_a_rerun_into_the_same_folder_is_not_read_from_the_cache(tmp_path: Path):
+    first = write_sample(str(tmp_path / "first"), images=2, actors=2, seed=2, broken=False)
+    second = write_sample(str(tmp_path / "second"), images=3, actors=2, seed=5, broken=False)
+    out = tmp_path / "run"
+    run(first, out)
+    assert load_table(str(out), "rewards").num_rows == 4
+    run(second, out, overwrite=True)
+    # a plain load_dataset would answer 4 rows again from its cache: same folder name
+    assert load_table(str(out), "rewards").num_rows == len(read(out, "rewards")) == 6

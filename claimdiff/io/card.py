@@ -14,6 +14,8 @@ huggingface/datasets PR #8401, still open): `load_table` loads every table like
 
 from __future__ import annotations
 
+import os
+
 import json
 from typing import Any
 
@@ -102,13 +104,21 @@ def write_card(output: str, run: RunManifest) -> None:
 
 
 def load_table(run_dir: str, table: str, **kwargs: Any) -> Any:
-    """`datasets.load_dataset(run_dir, table)[SPLIT]`, and an empty table's empty split."""
+    """`datasets.load_dataset(run_dir, table)[SPLIT]`, and an empty table's empty split.
+
+    `datasets` caches a folder's tables under the folder's *name* (its cache key does not
+    change when the shards are rewritten), so after a rerun into the same folder a plain
+    `load_dataset` gives the earlier run's rows. Here the cache is kept per run id instead.
+    """
     import datasets
     import pyarrow.parquet as pq
 
     from claimdiff.io.datasets import read_run_manifest
 
-    files = table_files(run_dir, read_run_manifest(run_dir)).get(table)
+    run = read_run_manifest(run_dir)
+    kwargs.setdefault("cache_dir", os.path.join(datasets.config.HF_DATASETS_CACHE, "claimdiff",
+                                                run.run_id))
+    files = table_files(run_dir, run).get(table)
     if files is None:
         raise ValueError(f"{run_dir} has no table {table!r}")
     fs, root = filesystem(run_dir)
