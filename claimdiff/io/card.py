@@ -14,9 +14,8 @@ huggingface/datasets PR #8401, still open): `load_table` loads every table like
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 from typing import Any
 
 import yaml
