@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,13 @@ def test_a_run_on_a_bucket_equals_the_local_run(tmp_path: Path, s3_bucket: str, 
 
     fs = _fs()
     written = sorted(p.removeprefix(f"{s3_bucket}/runs/r1/") for p in fs.find(remote[5:]))
-    assert written == ["README.md", "differences/part-00000-of-00001.parquet",
-                       "failures/part-00000-of-00001.parquet",
-                       "rewards/part-00000-of-00001.parquet", "run.json"]  # no claim, no temp
+    kept = [p for p in written if p.startswith("answers/")]
+    assert kept, "the answers the run kept, for --reuse and --resume, are on the bucket too"
+    assert all(re.fullmatch(r"answers/answers-[0-9a-f]{32}\.parquet", p) for p in kept), kept
+    assert [p for p in written if p not in kept] == [
+        "README.md", "differences/part-00000-of-00001.parquet",
+        "failures/part-00000-of-00001.parquet", "rewards/part-00000-of-00001.parquet",
+        "run.json"]  # no claim, no temp
     for dataset in ("differences", "rewards", "failures"):
         # the same rows; failure messages name the image URIs each run read
         remote_rows = _table(remote, dataset, f"s3://{s3_bucket}/corpus")
@@ -98,6 +103,15 @@ def test_a_run_on_a_bucket_equals_the_local_run(tmp_path: Path, s3_bucket: str, 
     assert run["pipeline_options"]["s3_secret_access_key"] == "<redacted>"
     # the readers read the bucket too
     assert main(["show", remote]) == EXIT_OK
+
+    # a rerun on the bucket reuses the answers kept there: not one judge call
+    rerun = f"s3://{s3_bucket}/runs/r2"
+    assert _judge(remote_manifest, rerun, "--reuse", remote) == EXIT_OK
+    again = json.loads(fs.cat_file(f"{rerun[5:]}/run.json"))
+    assert again["counters"]["claimdiff.judge/reused"] == run["accounting"]["rows_judged"]
+    assert again["counters"].get("claimdiff.judge/to_judge", 0) == 0
+    assert again["reused_from"] == [remote]
+    assert _table(rerun, "rewards") == _table(remote, "rewards")
 
     everything = json.dumps(run) + capsys.readouterr().out + caplog.text
     for dataset in ("differences", "rewards", "failures"):

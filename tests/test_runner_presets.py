@@ -39,7 +39,10 @@ CASES = {
                       "environment_type": "DOCKER"}),
 }
 STAGES = ["ReadManifest", "LoadImages  <- ReadManifest", "Judge  <- LoadImages",
+          "PersistAnswers  <- Judge",
           "Derive  <- Judge", "CollectFailures  <- Derive, Judge, LoadImages, ReadManifest",
+          "Answered  <- Derive", "Failed  <- CollectFailures", "Outcomes  <- Answered, Failed",
+          "EarlyStop  <- Outcomes",
           "NullRewards  <- CollectFailures", "CollectRewards  <- Derive, NullRewards",
           "Progress  <- CollectFailures, Derive, ReadManifest",
           "WriteDifferences  <- Derive", "WriteRewards  <- CollectRewards",
