@@ -140,9 +140,11 @@ class Report:
     def table(self) -> str:
         cells = [[_fmt(row.get(c)) for c in self.columns] for row in self.rows]
         widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(self.columns)]
-        lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(self.columns, widths)) + " |",
-                 "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-        lines += ["| " + " | ".join(v.rjust(w) for v, w in zip(r, widths)) + " |" for r in cells]
+        def line(values: list[str], pad: Callable[[str, int], str]) -> str:
+            return "| " + " | ".join(pad(v, w) for v, w in zip(values, widths, strict=True)) + " |"
+
+        lines = [line(self.columns, str.ljust), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+        lines += [line(r, str.rjust) for r in cells]
         return "\n".join(lines)
 
     def finish(self, json_path: Path | None) -> Path:
