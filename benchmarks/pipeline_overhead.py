@@ -1,6 +1,6 @@
 """What the Beam pipeline costs over a plain loop doing the same work, with the `labels` judge.
 
-    python benchmarks/pipeline_overhead.py [--images 200] [--actors 4] [--repeats 3]
+    python -m benchmarks.pipeline_overhead [--quick] [--images 200] [--actors 4] [--repeats 3]
 
 Both sides do the same work per row: validate, read + hash + decode each image once, render the
 prompt, parse and validate the judge answer, derive outcomes, statistics and rewards, and write
@@ -11,15 +11,13 @@ measured in the same run because these machines are shared and noisy.
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from benchmarks.harness import Report, interleaved, median, parser
 from claimdiff.config import ClaimdiffConfig, load_config
 from claimdiff.io.images import load_image
 from claimdiff.io.manifest import iter_manifest, validate_row
@@ -75,39 +73,41 @@ def beam_run(preset: str) -> Callable[[str, Path, ClaimdiffConfig], int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--actors", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    p = parser(__doc__)
+    p.add_argument("--images", type=int, default=None)
+    p.add_argument("--actors", type=int, default=4)
+    args = p.parse_args()
+    images = args.images or (20 if args.quick else 200)
+    repeats = args.repeats or (1 if args.quick else 3)
 
     config = load_config(None, {"judge.max_batch_size": 32})
-    modes: dict[str, Callable[[str, Path, ClaimdiffConfig], int]] = {
-        "plain loop": plain_loop,
-        "beam in-process": beam_run("local"),
-        "beam 2 worker processes": beam_run("multiprocess"),
-    }
+    report = Report("pipeline_overhead", {"quick": args.quick, "images": images,
+                                          "actors": args.actors, "repeats": repeats},
+                    ["mode", "rows", "median s", "rows/s", "x plain"])
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = write_sample(f"{tmp}/data", images=args.images, actors=args.actors,
-                                broken=False)
-        times: dict[str, list[float]] = {name: [] for name in modes}
-        rows: dict[str, int] = {}
-        for repeat in range(args.repeats):
-            for name, fn in modes.items():  # interleaved, so drift hits every mode alike
-                out = Path(tmp) / f"out-{repeat}-{name.replace(' ', '-')}"
-                out.mkdir()
-                started = time.perf_counter()
-                rows[name] = fn(manifest, out, config)
-                times[name].append(time.perf_counter() - started)
+        manifest = write_sample(f"{tmp}/data", images=images, actors=args.actors, broken=False)
+        runs = iter(range(10**6))
 
-    base = statistics.median(times["plain loop"])
-    print(f"{args.images} images x {args.actors} actors, median of {args.repeats}")
-    print(f"{'mode':<26}{'rows':>7}{'median s':>10}{'rows/s':>9}{'x plain':>9}")
+        def mode(fn: Callable[[str, Path, ClaimdiffConfig], int]) -> Callable[[], int]:
+            def run() -> int:
+                out = Path(tmp) / f"out-{next(runs)}"
+                out.mkdir()
+                return fn(manifest, out, config)
+            return run
+
+        times, rows = interleaved({"plain loop": mode(plain_loop),
+                                   "beam in-process": mode(beam_run("local")),
+                                   "beam 2 worker processes": mode(beam_run("multiprocess"))},
+                                  repeats)
+    base = median(times["plain loop"])
     for name, samples in times.items():
-        median = statistics.median(samples)
-        print(f"{name:<26}{rows[name]:>7}{median:>10.2f}{rows[name] / median:>9.0f}"
-              f"{median / base:>9.2f}")
+        report.add(**{"mode": name, "rows": rows[name], "median s": median(samples),
+                      "rows/s": rows[name] / median(samples), "x plain": median(samples) / base})
+    report.target("labels judge, in-process pipeline / plain loop (wall time)",
+                  median(times["beam in-process"]) / base, 1.2, False)
+    report.notes.append("the labels judge costs ~nothing, so this is the pipeline's own cost per "
+                        "row; with a model judge it is divided by the model's time per row")
+    report.finish(args.json)
 
 
 if __name__ == "__main__":

@@ -152,3 +152,14 @@ ADVERSARIAL = {
 @pytest.mark.parametrize("shape", list(ADVERSARIAL))
 def test_cost_is_linear_in_the_text(shape: str):
     assert_linear(lambda text: defang(text, ["[INST]"]), ADVERSARIAL[shape], n=12_500)
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_the_fast_path_agrees_with_the_full_scan(text: str):
+    # text with no opening bracket and nothing that could encode one skips the scan
+    from claimdiff.judges.prompting.defang import _scan
+
+    assert defang(text) == _scan(text)
+    assert defang(text.replace("<", "").replace("&", "")) == _scan(
+        text.replace("<", "").replace("&", ""))

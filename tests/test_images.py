@@ -185,3 +185,57 @@ def test_byte_limit_per_image(tmp_path):
     with pytest.raises(ImageError, match=r"larger than images.max_bytes=1999"):
         read_bytes(str(path), ImageConfig(max_bytes=1999))
     assert len(read_bytes(str(path), ImageConfig(max_bytes=2000))) == 2000
+
+
+def _noisy_jpeg(size: tuple[int, int], orientation: int | None = None) -> bytes:
+    import numpy as np
+
+    # detail coarser than the 64 px target, like a photo seen small (detail finer than the
+    # target is aliased differently by any two downscalers, so it compares nothing)
+    coarse = (max(2, size[1] // 40), max(2, size[0] // 40), 3)
+    pixels = np.random.default_rng(0).integers(0, 256, size=coarse, dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGB").resize(size, Image.Resampling.BICUBIC)
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+def _full_decode(data: bytes, max_side: int) -> Image.Image:
+    """The reference: every pixel decoded, EXIF applied, then thumbnailed."""
+    from PIL import ImageOps
+
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    upright = ImageOps.exif_transpose(image)
+    upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return upright
+
+
+@pytest.mark.parametrize(("size", "orientation"), [
+    ((401, 299), None), ((299, 401), None), ((517, 130), 6), ((333, 250), 8), ((640, 641), 5),
+    ((401, 299), 2), ((299, 401), 4), ((517, 130), 7),
+    ((130, 517), 3)])
+def test_draft_decoding_ends_at_the_full_decode_size_and_pixels(tmp_path: Path, size, orientation):
+    # reduced-size JPEG decoding (1/2..1/8 DCT scaling) then the final resize: the same size as a
+    # full decode to the pixel, the same sha256 (of the file), and nearly the same pixels
+    import numpy as np
+
+    config = ImageConfig(max_side=64, max_decode_pixels=1024 * 1024)
+    data = _noisy_jpeg(size, orientation)
+    loaded = load_image(_write(tmp_path / "p.jpg", data), config)
+    reference = _full_decode(data, 64)
+    assert loaded.image.size == reference.size
+    assert (loaded.width, loaded.height) == size  # the stored size is the file's own
+    assert loaded.sha256 == hashlib.sha256(data).hexdigest()
+    diff = np.asarray(loaded.image, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
+    assert np.sqrt(np.mean(diff * diff)) < 2  # ~0.7 measured; without the box 5-10
+
+
+def test_jpeg_smaller_than_the_target_is_not_resized(tmp_path: Path):
+    data = _noisy_jpeg((60, 40))
+    loaded = load_image(_write(tmp_path / "s.jpg", data), CONFIG)
+    assert loaded.image.size == (60, 40)
+    assert loaded.image.tobytes() == _full_decode(data, 64).tobytes()
