@@ -6,7 +6,7 @@ DEMO := demo-out
 
 VLLM_VENV := .venv-vllm
 
-.PHONY: setup browser demo demo-tiny demo-train test test-vllm lint clean
+.PHONY: setup browser demo demo-tiny demo-train test test-vllm bench bench-quick lint clean
 
 $(BIN)/.installed: setup.py pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -63,6 +63,15 @@ test: setup browser
 test-vllm:
 	bash scripts/setup_vllm_env.sh $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pytest tests/vllm
+
+# Benchmarks (benchmarks/README in benchmarks/RESULTS.md): each prints its machine and a table with
+# ratios against the plain alternative, and writes JSON under benchmarks/results/. Not tests.
+bench: setup
+	PYTHONPATH=. $(BIN)/python -m benchmarks.run_all
+
+# the same benchmarks on few inputs, one repeat: a smoke run for CI (about a minute on 2 cores)
+bench-quick: setup
+	PYTHONPATH=. $(BIN)/python -m benchmarks.run_all --quick
 
 lint: setup
 	$(BIN)/ruff check claimdiff tests benchmarks
