@@ -14,7 +14,7 @@ import sys
 
 from benchmarks.harness import RESULTS_DIR, parser
 
-BENCHMARKS = ["image_decode", "cpu_side", "pipeline_overhead"]
+BENCHMARKS = ["image_decode", "cpu_side", "pipeline_overhead", "reruns", "reward_service"]
 
 
 def main() -> None:

@@ -91,3 +91,12 @@ def test_a_hub_id_is_named_by_its_name() -> None:
     setup = JudgeSetup.build(config)
     assert setup.model_digest is None
     assert setup.judge_identity == "org/judge-7b"
+
+
+def test_the_pixels_version_is_in_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    import claimdiff.transforms.judge as judge_stage
+
+    setup = setup_of(backend="labels")
+    before = cache_key(setup, SHA, row())
+    monkeypatch.setattr(judge_stage, "PIXELS_VERSION", "draft-2")
+    assert cache_key(setup, SHA, row()) != before

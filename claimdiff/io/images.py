@@ -30,6 +30,11 @@ from claimdiff.io import http
 from claimdiff.io.hosts import HostPolicy
 from claimdiff.io.uris import check_scheme, scheme_of
 
+# The version of the pixels a decoded image hands the judge (draft decoding, resampling, EXIF
+# turns). It is part of every cache key: bump it when a change here changes those pixels, so
+# answers judged on the old pixels are not reused for the new ones.
+PIXELS_VERSION = "draft-1"
+
 
 @dataclass(frozen=True)
 class LoadedImage:

@@ -9,7 +9,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
 from claimdiff import ids
-from claimdiff.io.images import LoadedImage
+from claimdiff.io.images import PIXELS_VERSION, LoadedImage
 from claimdiff.judges.backends.factory import build_backend
 from claimdiff.judges.formats.answer_tags import answer_text
 from claimdiff.judges.judge_setup import JudgeSetup
@@ -32,7 +32,8 @@ def cache_key(setup: JudgeSetup, image_sha256: str, row: InputRow) -> str:
     return ids.cache_key(image_sha256=image_sha256, reference=row.reference, caption=row.caption,
                          judge_model=setup.judge_identity,
                          prompt_version=setup.prompt_version,
-                         decoding=setup.decoding.model_dump(),
+                         decoding={**setup.decoding.model_dump(),
+                                   "pixels": PIXELS_VERSION},
                          gold=row.gold if setup.config.backend == "labels" else None)
 
 
