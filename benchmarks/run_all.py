@@ -14,7 +14,8 @@ import sys
 
 from benchmarks.harness import RESULTS_DIR, parser
 
-BENCHMARKS = ["image_decode", "cpu_side", "pipeline_overhead", "reruns", "reward_service"]
+BENCHMARKS = ["image_decode", "cpu_side", "pipeline_overhead", "reruns", "memory",
+              "reward_service"]
 
 
 def main() -> None:
