@@ -195,6 +195,14 @@ def test_a_killed_run_is_resumed_without_judging_again_what_it_kept(
         run(corpus, output, resume=True)
 
 
+def test_a_run_cannot_reuse_the_output_it_replaces(corpus: Path, tmp_path: Path) -> None:
+    run(corpus, tmp_path / "run")
+    for spelled in (str(tmp_path / "run"), str(tmp_path / "run") + "/"):
+        with pytest.raises(ConfigError, match="is the --output itself"):
+            run(corpus, tmp_path / "run", overwrite=True, reuse=(spelled,))
+    assert read_run_manifest(str(tmp_path / "run")).status == "ok"  # left as it was
+
+
 def test_resume_and_overwrite_exclude_each_other(corpus: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="pass one of them"):
         run(corpus, tmp_path / "out", resume=True, overwrite=True)

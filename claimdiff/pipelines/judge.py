@@ -146,6 +146,9 @@ def run_judge(
     if job.resume and job.overwrite:
         raise ConfigError("--resume keeps what the killed run judged and --overwrite clears "
                           "it: pass one of them")
+    if any(source.rstrip("/") == job.output.rstrip("/") for source in job.reuse):
+        raise ConfigError(f"--reuse {job.output} is the --output itself, which the run "
+                          "replaces: reuse it into another --output (or --resume a killed run)")
     earlier = answer_files(job.reuse)  # checked before anything is claimed or cleared
     # resuming a run killed on this machine takes over its claim: its owner is known gone
     # (a claim from elsewhere, only probably stale, still needs --take-over)
