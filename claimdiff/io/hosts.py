@@ -144,3 +144,14 @@ class HostPolicy:
                     f"refused by the host policy: {where} is a {reason} address (add the host "
                     f"or its network to {self.setting} to allow it)")
         return addresses
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a host name or literal address is this machine's loopback (no lookup: a name
+    other than `localhost` is not assumed to be)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -37,7 +37,7 @@ from claimdiff.errors import (
     ResponseTooLargeError,
     TransportError,
 )
-from claimdiff.io.hosts import HostPolicy
+from claimdiff.io.hosts import HostPolicy, is_loopback
 
 _CHUNK = 64 * 1024
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -97,7 +97,7 @@ def _connection(url: urllib.parse.SplitResult, timeout: float, policy: HostPolic
         if tls:
             return _PinnedTLS(host, port, address, timeout, ssl.create_default_context())
         return _Pinned(host, port, address, timeout)
-    proxy = None if _is_loopback(host) or urllib.request.proxy_bypass(host) else \
+    proxy = None if is_loopback(host) or urllib.request.proxy_bypass(host) else \
         urllib.request.getproxies().get(url.scheme)
     if proxy:
         target = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
@@ -109,17 +109,6 @@ def _connection(url: urllib.parse.SplitResult, timeout: float, policy: HostPolic
     if tls:
         return http.client.HTTPSConnection(host, port, timeout=timeout)
     return http.client.HTTPConnection(host, port, timeout=timeout)
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def request(

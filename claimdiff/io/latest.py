@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from typing import Any
-
-from fsspec.implementations.local import LocalFileSystem
 
 from claimdiff.errors import IncompleteRunError
 from claimdiff.io.datasets import RUN_MANIFEST
-from claimdiff.io.fs import filesystem, join
+from claimdiff.io.fs import filesystem, join, write_whole
 from claimdiff.schemas.run import RunManifest
 
 
@@ -56,21 +52,7 @@ def publish_latest(pointer: str, run: RunManifest) -> bool:
             "rows_failed": run.accounting.rows_failed}
     data = json.dumps(body, indent=2).encode() + b"\n"
     fs, path = filesystem(pointer)
-    if isinstance(fs, LocalFileSystem):
-        folder = os.path.dirname(path) or "."
-        os.makedirs(folder, exist_ok=True)
-        temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    else:
-        fs.pipe_file(path, data)  # one PUT: whole or not at all
+    write_whole(fs, path, data)
     return True
 
 

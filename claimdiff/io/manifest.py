@@ -8,6 +8,7 @@ latter into a failure row and goes on. `validate_row` turns a parsed row into an
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -210,12 +211,10 @@ def _stream_errors() -> tuple[type[BaseException], ...]:
     import zlib
 
     errors: list[type[BaseException]] = [EOFError, zlib.error, lzma.LZMAError, OSError]
-    try:
+    if importlib.util.find_spec("zstandard") is not None:  # an optional codec
         import zstandard
 
         errors.append(zstandard.ZstdError)
-    except ImportError:
-        pass
     return tuple(errors)
 
 

@@ -17,17 +17,15 @@ is judged afresh. A bundle that Beam retries may write an answer twice; readers 
 from __future__ import annotations
 
 import io
-import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, Field
 
 from claimdiff.errors import ConfigError
-from claimdiff.io.fs import filesystem, join
+from claimdiff.io.fs import filesystem, join, write_whole
 from claimdiff.judges.records import JudgeItem, JudgeResult
 from claimdiff.schemas.judge import JudgeOutput, Judgment
 from claimdiff.schemas.rows import SwapCheck
@@ -88,22 +86,8 @@ def write_answers(output: str, answers: Sequence[tuple[str, str]]) -> str | None
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     fs, root = filesystem(output)
-    folder = join(root, ANSWERS)
-    final = join(folder, f"answers-{uuid.uuid4().hex}.parquet")
-    if isinstance(fs, LocalFileSystem):
-        os.makedirs(folder, exist_ok=True)
-        temporary = join(folder, f".{uuid.uuid4().hex}.tmp")
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(buffer.getvalue())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, final)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    else:
-        fs.pipe_file(final, buffer.getvalue())  # one PUT: whole or absent
+    final = join(root, ANSWERS, f"answers-{uuid.uuid4().hex}.parquet")
+    write_whole(fs, final, buffer.getvalue())
     return final
 
 

@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import re
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
-
-from fsspec.implementations.local import LocalFileSystem
 
 from claimdiff.errors import ConfigError, OutOfSpaceError
 from claimdiff.io.card import CARD_NAME, write_card
@@ -32,6 +28,7 @@ from claimdiff.io.datasets import (
     shard_rows,
 )
 from claimdiff.io.datasets import read_run_manifest as read_run_manifest
+from claimdiff.io.fs import write_whole
 from claimdiff.io.manifest import iter_manifest
 from claimdiff.judges.answers import ANSWERS
 from claimdiff.schemas.run import Accounting, FailureReason, RunManifest, ShardFile
@@ -212,21 +209,7 @@ def commit_run(output: str, manifest: RunManifest) -> None:
     data = json.dumps(manifest.model_dump(mode="json"), indent=2).encode() + b"\n"
     write_card(output, manifest)  # before the commit: a committed run always has its card
     fs, root = filesystem(output)
-    final = join(root, RUN_MANIFEST)
-    if isinstance(fs, LocalFileSystem):
-        temporary = join(root, f".{RUN_MANIFEST}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, final)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    else:
-        # one PUT: an object store shows the whole object or none of it
-        fs.pipe_file(final, data)
+    write_whole(fs, join(root, RUN_MANIFEST), data)
 
 
 def is_out_of_space(exc: BaseException) -> bool:

@@ -86,11 +86,9 @@ class Batcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_wait_s
         while len(batch) < self._max_batch:
-            try:
+            if not self._queue.empty():  # one event loop: nothing takes it in between
                 batch.append(self._queue.get_nowait())
                 continue
-            except asyncio.QueueEmpty:
-                pass
             left = deadline - loop.time()
             if left <= 0:
                 break

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 from collections.abc import Callable
 
 from claimdiff.config import ClaimdiffConfig
+from claimdiff.io.hosts import is_loopback
 from claimdiff.judges.backends.base import JudgeBackend
 from claimdiff.judges.backends.factory import build_backend
 from claimdiff.judges.judge_setup import JudgeSetup
 from claimdiff.serving.rewards import RewardService
 
 log = logging.getLogger(__name__)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class RewardServer:
@@ -36,7 +27,7 @@ class RewardServer:
         from claimdiff.serving.app import build_app
 
         settings = config.serve
-        if not _loopback(settings.host) and settings.token_env is None:
+        if not is_loopback(settings.host) and settings.token_env is None:
             log.warning("serving on %s without serve.token_env: anyone who can reach the port "
                         "can spend the judge", settings.host)
         self.service = RewardService(config, backend_factory=backend_factory,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.client
-import ipaddress
 import logging
 import os
 import socket
@@ -31,21 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from claimdiff.errors import ConfigError
+from claimdiff.io.hosts import is_loopback
 from claimdiff.serving.server_guard import DEFAULT_GRACE_S, GuardedProcess, describe_status
 from claimdiff.serving.server_guard import stop_all_servers as stop_all_servers
 
 log = logging.getLogger(__name__)
 
 _REDACTED = "[redacted]"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 _SERVER_OPTIONS = {

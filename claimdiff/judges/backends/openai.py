@@ -53,8 +53,9 @@ from claimdiff.errors import (
     ResponseTooLargeError,
 )
 from claimdiff.io import http as bounded_http
+from claimdiff.io.hosts import is_loopback
 from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer, request_schema
-from claimdiff.serving.vllm_server import VllmServer, is_loopback, server_from_options
+from claimdiff.serving.vllm_server import VllmServer, server_from_options
 
 log = logging.getLogger(__name__)
 
