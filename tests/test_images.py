@@ -10,7 +10,7 @@ from PIL import Image
 
 from claimdiff.config import ImageConfig
 from claimdiff.errors import DisallowedURIError, ImageError
-from claimdiff.io.images import load_image
+from claimdiff.io.images import load_image, probe
 from claimdiff.synth.render import png_bytes
 
 CONFIG = ImageConfig(max_side=64, max_decode_pixels=512 * 512)
@@ -74,6 +74,8 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path):
     assert len(bomb) < 100_000
     with pytest.raises(ImageError, match="decompression bomb"):
         load_image(_write(tmp_path / "bomb.png", bomb), CONFIG)
+    with pytest.raises(ImageError, match="decompression bomb"):
+        probe(bomb, CONFIG)
 
 
 def test_missing_oversized_and_disallowed(tmp_path: Path):
@@ -96,7 +98,7 @@ def test_random_corruption_only_ever_raises_image_error(tmp_path: Path):
         buffer = io.BytesIO()
         Image.effect_noise((24, 24), 40).convert("RGB").save(buffer, format=fmt)
         sources.append(buffer.getvalue())
-    outcomes = {"ok": 0, "error": 0}
+    outcomes = {"ok": 0, "error": 0, "probe error": 0}
     for trial in range(300):
         data = bytearray(rng.choice(sources))
         for _ in range(rng.randint(1, 8)):
@@ -109,7 +111,12 @@ def test_random_corruption_only_ever_raises_image_error(tmp_path: Path):
             outcomes["error"] += 1
         else:
             outcomes["ok"] += 1
+        try:  # the header alone (a reused row's image) fails only as an ImageError too
+            probe(bytes(data), CONFIG)
+        except ImageError:
+            outcomes["probe error"] += 1
     assert outcomes["error"] > 0
+    assert 0 < outcomes["probe error"] <= outcomes["error"]
 
 
 @pytest.mark.parametrize("warnings_as", ["error", "ignore"])

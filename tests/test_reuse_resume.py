@@ -19,7 +19,7 @@ import pytest
 from claimdiff.cli import main
 from claimdiff.errors import ConfigError, EarlyStopError, IncompleteRunError
 from claimdiff.io.datasets import read_run_manifest
-from claimdiff.judges.answers import read_answers
+from claimdiff.judges.answers import answer_files, read_answer_file, read_answers, write_answers
 from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer
 from claimdiff.judges.backends.labels import LabelsBackend
 from claimdiff.judges.judge_setup import JudgeSetup
@@ -28,6 +28,7 @@ from tests.pipeline_support import read, run
 
 REPO = Path(__file__).parents[1]
 REUSED, TO_JUDGE = "claimdiff.judge/reused", "claimdiff.judge/to_judge"
+DECODED, NOT_DECODED = "claimdiff.images/images_loaded", "claimdiff.images/images_not_decoded"
 # what a reused row may differ in from the same row judged afresh
 RUN_SPECIFIC = ("run_id", "judged_in")
 
@@ -92,6 +93,10 @@ def test_a_rerun_of_an_unchanged_corpus_makes_no_judge_call(corpus: Path,
     assert calls(again_log) == 0
     assert again.counters[REUSED] == rows
     assert again.counters.get(TO_JUDGE, 0) == 0
+    # read and hashed for the key, never decoded: no row of them goes to the judge
+    assert again.counters.get(DECODED, 0) == 0
+    assert again.counters[NOT_DECODED] == first.counters[DECODED] == len(
+        {r["image"] for r in rows_of(corpus)})
     assert again.reused_from == [str(tmp_path / "first")]
     assert comparable(tmp_path / "again") == comparable(tmp_path / "first")
     assert comparable(tmp_path / "again", "differences") == comparable(
@@ -131,6 +136,54 @@ def test_only_the_changed_rows_are_judged_again(corpus: Path, tmp_path: Path) ->
     assert calls(log) == 3
     assert result.counters[REUSED] == len(rows) - 3
     assert result.accounting.rows_judged == len(rows)
+    # only the images with a row to judge are decoded
+    changed = {rows[0]["image"], rows[2]["image"], rows[1]["image"]}
+    assert result.counters[DECODED] == len(changed)
+    assert result.counters.get(NOT_DECODED, 0) == len({r["image"] for r in rows}) - len(changed)
+
+
+def _tamper_one_answer(run_folder: Path, answer: str) -> None:
+    """Replace the first kept answer of `run_folder` with `answer` (same key)."""
+    pairs = [pair for uri in answer_files([str(run_folder)]) for pair in read_answer_file(uri)]
+    for old in (run_folder / "answers").iterdir():
+        old.unlink()
+    write_answers(str(run_folder), [(pairs[0][0], answer), *pairs[1:]])
+
+
+@pytest.mark.parametrize("answer", [
+    "not json at all",
+    json.dumps({"judged_in": "r"}),  # no output
+    json.dumps({"judged_in": "r", "attempts": 1,
+                "output": {"differences": [{"judgment": "maybe"}]}}),  # not a judge output
+    "[]",
+])
+def test_a_kept_answer_that_is_no_longer_an_answer_is_judged_again(
+        corpus: Path, tmp_path: Path, answer: str) -> None:
+    first = run(corpus, tmp_path / "first", backend_factory=factory(tmp_path / "first.log"))
+    _tamper_one_answer(tmp_path / "first", answer)
+    log = tmp_path / "again.log"
+    again = run(corpus, tmp_path / "again", backend_factory=factory(log),
+                reuse=(str(tmp_path / "first"),))
+    assert again.status == "ok"
+    assert again.counters["claimdiff.judge/answers_unreadable"] == 1
+    assert calls(log) == 1
+    assert again.counters[REUSED] == first.accounting.rows_judged - 1
+    assert comparable(tmp_path / "again") == comparable(tmp_path / "first")
+
+
+def test_an_image_over_a_lowered_bound_fails_even_with_answers_to_reuse(
+        corpus: Path, tmp_path: Path) -> None:
+    first = run(corpus, tmp_path / "first", backend_factory=factory(tmp_path / "first.log"))
+    log = tmp_path / "again.log"
+    again = run(corpus, tmp_path / "again", {"images.max_decode_pixels": 16,
+                                             "run.max_failure_share": 1.0},
+                backend_factory=factory(log), reuse=(str(tmp_path / "first"),))
+    assert calls(log) == 0
+    assert again.counters.get(REUSED, 0) == 0
+    failures = read(tmp_path / "again", "failures")
+    assert len(failures) == first.accounting.rows_judged
+    assert {f["stage"] for f in failures} == {"load_image"}
+    assert all("max_decode_pixels=16" in f["message"] for f in failures)
 
 
 def test_reuse_refuses_what_is_not_a_run(corpus: Path, tmp_path: Path) -> None:

@@ -14,6 +14,8 @@ import os
 import stat
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -37,11 +39,20 @@ PIXELS_VERSION = "draft-1"
 
 
 @dataclass(frozen=True)
-class LoadedImage:
+class ImageRef:
+    """An image known by its bytes and its header: what a row whose answer is reused needs (its
+    pixels are never decoded). `width` and `height` are the stored size, before EXIF turns."""
+
     uri: str
     sha256: str
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class LoadedImage(ImageRef):
+    """An image decoded for the judge."""
+
     image: Image.Image  # RGB, longest side <= ImageConfig.max_side
 
     def __post_init__(self) -> None:
@@ -177,38 +188,23 @@ def _read_fsspec(uri: str, config: ImageConfig) -> bytes:
     return data
 
 
+def probe(data: bytes, config: ImageConfig) -> tuple[int, int]:
+    """The size an image's header declares, under the pixel bound; no pixel is decoded."""
+    with _decode_errors():
+        return _open_bounded(data, config).size
+
+
 def decode(data: bytes, config: ImageConfig) -> tuple[Image.Image, int, int]:
     """Decode under the pixel bound; returns the RGB image (bounded) and the original size."""
-    # Truncated files must fail, not decode half an image with grey filler.
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        with warnings.catch_warnings():
-            # our own bound below is the check; Pillow's global one only warns or raises later
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
-            width, height = opened.size
-            if width * height > config.max_decode_pixels:
-                raise ImageError(
-                    f"image has {width}x{height} pixels, over images.max_decode_pixels="
-                    f"{config.max_decode_pixels} (decompression bomb?)"
-                )
-            drafted = None
-            if opened.format == "JPEG":
-                # DCT scaling: decode at 1/2, 1/4 or 1/8 of the size, never below the final
-                # size (2x faster for a 12 MP photo sent at 1024 px; benchmarks/RESULTS.md B3)
-                drafted = opened.draft(None, fit_size((width, height), config.max_side))
-            opened.load()
-    except UnidentifiedImageError as exc:
-        raise ImageError("not an image (no decoder recognises the bytes)") from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"decompression bomb: {exc}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        # Pillow reports truncated and corrupt data as OSError/SyntaxError/EOFError
-        raise ImageError(f"image is corrupt or truncated: {exc}") from exc
-    except Exception as exc:
-        # Hostile bytes make some decoders raise other types (struct.error, IndexError, ...):
-        # still one bad image, never a crashed run.
-        raise ImageError(f"image could not be decoded: {type(exc).__name__}: {exc}") from exc
+    with _decode_errors():
+        opened = _open_bounded(data, config)
+        width, height = opened.size
+        drafted = None
+        if opened.format == "JPEG":
+            # DCT scaling: decode at 1/2, 1/4 or 1/8 of the size, never below the final
+            # size (2x faster for a 12 MP photo sent at 1024 px; benchmarks/RESULTS.md B3)
+            drafted = opened.draft(None, fit_size((width, height), config.max_side))
+        opened.load()
 
     try:
         image: Image.Image = ImageOps.exif_transpose(opened)
@@ -230,6 +226,43 @@ def decode(data: bytes, config: ImageConfig) -> tuple[Image.Image, int, int]:
     if image.size != target:
         image = image.resize(target, Image.Resampling.LANCZOS, box=box, reducing_gap=2.0)
     return image, width, height
+
+
+def _open_bounded(data: bytes, config: ImageConfig) -> ImageFile.ImageFile:
+    """The image's header, read; refused above `images.max_decode_pixels`."""
+    # Truncated files must fail, not decode half an image with grey filler.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    opened = Image.open(io.BytesIO(data))
+    width, height = opened.size
+    if width * height > config.max_decode_pixels:
+        raise ImageError(
+            f"image has {width}x{height} pixels, over images.max_decode_pixels="
+            f"{config.max_decode_pixels} (decompression bomb?)"
+        )
+    return opened
+
+
+@contextmanager
+def _decode_errors() -> Iterator[None]:
+    """Whatever Pillow raises on bad bytes, as the `ImageError` a person can act on."""
+    try:
+        with warnings.catch_warnings():
+            # our own bound is the check; Pillow's global one only warns or raises later
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    except ImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageError("not an image (no decoder recognises the bytes)") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"decompression bomb: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Pillow reports truncated and corrupt data as OSError/SyntaxError/EOFError
+        raise ImageError(f"image is corrupt or truncated: {exc}") from exc
+    except Exception as exc:
+        # Hostile bytes make some decoders raise other types (struct.error, IndexError, ...):
+        # still one bad image, never a crashed run.
+        raise ImageError(f"image could not be decoded: {type(exc).__name__}: {exc}") from exc
 
 
 def fit_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def first_request(item: JudgeItem) -> JudgeRequest:
-    return JudgeRequest(key=item.cache_key, prompt=item.prompt, image=item.image.image,
+    return JudgeRequest(key=item.cache_key, prompt=item.prompt, image=item.pixels,
                         role=Role.JUDGE, gold=item.row.gold)
 
 

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from claimdiff.io.images import LoadedImage
+from PIL import Image
+
+from claimdiff.io.images import ImageRef, LoadedImage
 from claimdiff.schemas.judge import JudgeOutput, Judgment
 from claimdiff.schemas.rows import InputRow, Stage, SwapCheck
 
 
 @dataclass(frozen=True)
 class JudgeItem:
-    """One row to judge: the row, its loaded image, the rendered first-pass prompt, and the
-    cache key (the run's constants live in its `JudgeSetup`, not on every item)."""
+    """One row to judge: the row, its image, the rendered first-pass prompt, and the cache key
+    (the run's constants live in its `JudgeSetup`, not on every item).
+
+    The image is decoded (`LoadedImage`) for a row that goes to the judge; a row whose answer
+    is reused from an earlier run holds only its `ImageRef` (no pixels were decoded for it)."""
 
     row: InputRow
-    image: LoadedImage
+    image: ImageRef
     prompt: str
     cache_key: str
+
+    @property
+    def pixels(self) -> Image.Image:
+        """The decoded image a judge request carries."""
+        if not isinstance(self.image, LoadedImage):
+            raise TypeError(f"{self.row.manifest} row {self.row.row_index}: its image was not "
+                            "decoded (its answer was reused), so it cannot go to a judge")
+        return self.image.image
 
 
 @dataclass(frozen=True)

@@ -62,13 +62,16 @@ def build(pipeline: beam.Pipeline, job: JudgeJob, manifests: Sequence[str],
     config, run_id = job.config, job.run_id
     rows = pipeline | "ReadManifest" >> ReadManifest(
         manifests, run_id, config.images.allowed_schemes, config.manifest.max_text_chars)
-    images = rows.ok | "LoadImages" >> LoadImages(run_id, config.images)
     known = (pipeline | "KnownAnswers" >> KnownAnswers(list(answer_files))
              if answer_files else None)
-    judged = images.ok | "Judge" >> Judge(run_id, setup, job.backend_factory, known)
-    _ = judged.ok | "PersistAnswers" >> beam.ParDo(
+    # rows with a known answer are split off as soon as their image's sha256 is known
+    images = rows.ok | "LoadImages" >> LoadImages(run_id, config.images, known, setup)
+    judged = images.ok | "Judge" >> Judge(run_id, setup, job.backend_factory)
+    answered = judged.ok if images.reused is None else (
+        (judged.ok, images.reused) | "WithReused" >> beam.Flatten())
+    _ = answered | "PersistAnswers" >> beam.ParDo(
         PersistAnswers(job.output, run_id, config.run.persist_every, secret_env(config)))
-    derived = judged.ok | "Derive" >> Derive(run_id, config, setup)
+    derived = answered | "Derive" >> Derive(run_id, config, setup)
 
     failed = (
         (rows.failures, images.failures, judged.failures, derived.failures)

@@ -9,7 +9,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
 from claimdiff import ids
-from claimdiff.io.images import PIXELS_VERSION, LoadedImage
+from claimdiff.io.images import PIXELS_VERSION, ImageRef, LoadedImage
 from claimdiff.judges.backends.factory import build_backend
 from claimdiff.judges.formats.answer_tags import answer_text
 from claimdiff.judges.judge_setup import JudgeSetup
@@ -24,7 +24,6 @@ from claimdiff.transforms.failures import (
     bounded,
     row_failed,
 )
-from claimdiff.transforms.reuse import REUSED, split_known
 
 
 def cache_key(setup: JudgeSetup, image_sha256: str, row: InputRow) -> str:
@@ -37,7 +36,7 @@ def cache_key(setup: JudgeSetup, image_sha256: str, row: InputRow) -> str:
                          gold=row.gold if setup.config.backend == "labels" else None)
 
 
-def prepare(pair: tuple[LoadedImage, InputRow], setup: JudgeSetup) -> JudgeItem:
+def prepare(pair: tuple[ImageRef, InputRow], setup: JudgeSetup) -> JudgeItem:
     """The judge request of one row. A caption written as `<think>...</think><answer>...</answer>`
     is judged by its answer, as the released code judges it."""
     image, row = pair
@@ -87,23 +86,14 @@ class Judge(beam.PTransform):
     """
 
     def __init__(self, run_id: str, setup: JudgeSetup,
-                 backend_factory: BackendFactory = build_backend,
-                 known: beam.PCollection | None = None) -> None:
+                 backend_factory: BackendFactory = build_backend) -> None:
         super().__init__()
         self._run_id = run_id
         self._setup = setup
         self._factory = backend_factory
-        self._known = known  # (cache key, answer JSON) of earlier runs (`KnownAnswers`)
 
     def expand(self, pairs: beam.PCollection) -> StageOutputs:
         items = pairs | "Prepare" >> beam.Map(prepare, self._setup).with_output_types(JudgeItem)
-        reused = None
-        if self._known is not None:
-            # one answer per key (a retried bundle may have written one twice)
-            known = self._known | "OnePerKey" >> beam.CombinePerKey(min)
-            split_items = items | "Known" >> beam.FlatMap(
-                split_known, beam.pvalue.AsDict(known)).with_outputs(REUSED, main=OK)
-            items, reused = split_items[OK], split_items[REUSED]
         results, dead = items | "RunInference" >> RunInference(
             JudgeModelHandler(self._setup, self._factory)).with_exception_handling()
         split = results | "Split" >> beam.FlatMap(
@@ -111,7 +101,4 @@ class Judge(beam.PTransform):
         batch_failures = dead.failed_inferences | "BatchFailures" >> beam.FlatMap(
             _batch_failed, self._run_id, self._setup)
         failures = (split[FAILURES], batch_failures) | "Failures" >> beam.Flatten()
-        answered = split[OK]
-        if reused is not None:
-            answered = (answered, reused) | "WithReused" >> beam.Flatten()
-        return StageOutputs(answered, failures)
+        return StageOutputs(split[OK], failures)

@@ -2,8 +2,9 @@
 
 - `KnownAnswers`: the (cache key, answer) pairs of earlier runs' `answers/` (`--reuse`, and the
   run's own folder for `--resume`), read in parallel, one file per element.
-- `split_known`: a prepared item whose key has an answer becomes that answer's `JudgeResult`
-  (no judge call); the others go on to the judge.
+- `ReuseByKey`: the rows of one image whose key has an answer become that answer's
+  `JudgeResult` (no judge call, and the image is not decoded for them); the others go on to
+  the judge. `LoadImages` splits them, once it has the image's sha256 and before decoding.
 - `PersistAnswers`: every answered row's answer written to `answers/` in small files while the
   run goes (`claimdiff.judges.answers`).
 - `EarlyStop`: a worker that has seen `run.early_stop_min_rows` rows with a failure share above
@@ -15,21 +16,28 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from pydantic import ValidationError
 
 from claimdiff.errors import EarlyStopError
+from claimdiff.io.images import ImageRef
 from claimdiff.judges.answers import StoredAnswer, read_answer_file, write_answers
 from claimdiff.judges.events import NAMESPACE
-from claimdiff.judges.records import JudgeItem, JudgeResult
+from claimdiff.judges.judge_setup import JudgeSetup
+from claimdiff.judges.records import JudgeResult
 from claimdiff.redaction import Redactor
+from claimdiff.schemas.rows import InputRow
+from claimdiff.transforms.judge import prepare
 
 REUSED = "reused"  # counter: rows whose answer came from an earlier run (no judge call)
 PERSISTED = "answers_persisted"
 TO_JUDGE = "to_judge"
+UNREADABLE = "answers_unreadable"  # kept answers that no longer validate: judged again
 # What the pipeline's error says when the early stop fired: the runner re-raises a worker's
 # exception as text on some runners, so the marker is found in the message.
 EARLY_STOP_MARKER = "claimdiff early stop:"
@@ -37,6 +45,9 @@ EARLY_STOP_MARKER = "claimdiff early stop:"
 
 @beam.typehints.with_output_types(tuple[str, str])
 class KnownAnswers(beam.PTransform):
+    """(cache key, answer JSON), one answer per key (a retried bundle may have written one
+    twice), from the `answers/` files of earlier runs."""
+
     def __init__(self, files: list[str]) -> None:
         super().__init__()
         self._files = files
@@ -45,19 +56,43 @@ class KnownAnswers(beam.PTransform):
         return (pipeline
                 | "AnswerFiles" >> beam.Create(self._files)
                 | "Spread" >> beam.Reshuffle()
-                | "Read" >> beam.FlatMap(read_answer_file))
+                | "Read" >> beam.FlatMap(read_answer_file)
+                | "OnePerKey" >> beam.CombinePerKey(min))
 
 
-def split_known(item: JudgeItem, known: Mapping[str, str]
-                ) -> Iterator[JudgeItem | beam.pvalue.TaggedOutput]:
-    answer = known.get(item.cache_key)
-    if answer is None:
-        Metrics.counter(NAMESPACE, TO_JUDGE).inc()
-        yield item
-        return
-    Metrics.counter(NAMESPACE, REUSED).inc()
-    yield beam.pvalue.TaggedOutput(REUSED, StoredAnswer.model_validate_json(answer)
-                                   .result_for(item))
+@dataclass(frozen=True)
+class ReuseByKey:
+    """Splits the rows of one image into answers reused by cache key and rows left to judge."""
+
+    setup: JudgeSetup
+
+    def split(self, image: ImageRef, rows: Iterable[InputRow], known: Mapping[str, str]
+              ) -> tuple[list[JudgeResult], list[InputRow]]:
+        reused: list[JudgeResult] = []
+        to_judge: list[InputRow] = []
+        for row in rows:
+            item = prepare((image, row), self.setup)
+            stored = self._stored(known.get(item.cache_key))
+            if stored is None:
+                to_judge.append(row)
+            else:
+                reused.append(stored.result_for(item))
+        # the rows to judge are counted (TO_JUDGE) once their image is decoded: one that fails
+        # to decode goes to failures, not to the judge
+        Metrics.counter(NAMESPACE, REUSED).inc(len(reused))
+        return reused, to_judge
+
+    @staticmethod
+    def _stored(answer: str | None) -> StoredAnswer | None:
+        if answer is None:
+            return None
+        try:
+            return StoredAnswer.model_validate_json(answer)
+        except ValidationError:
+            # a kept answer is read from storage like any input: one that is no longer an
+            # answer (edited, or written by another version) is judged again, never reused
+            Metrics.counter(NAMESPACE, UNREADABLE).inc()
+            return None
 
 
 class PersistAnswers(beam.DoFn):

@@ -31,7 +31,7 @@ def holistic(results: list[JudgeResult], backend: JudgeBackend, setup: JudgeSetu
         key=f"{results[i].item.cache_key}:holistic", role=Role.HOLISTIC,
         prompt=setup.render(setup.holistic_prompt, reference=results[i].item.row.reference,
                             caption=answer_text(results[i].item.row.caption)),
-        image=results[i].item.image.image, gold=results[i].item.row.gold) for i in chosen]
+        image=results[i].item.pixels, gold=results[i].item.row.gold) for i in chosen]
     answers = answer_all(requests, [parse_holistic] * len(requests), backend, setup.config,
                          setup.first_decoding, note)
     note(Event.HOLISTIC_REQUESTS, len(requests))

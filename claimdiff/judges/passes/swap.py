@@ -74,7 +74,7 @@ def swap_check(results: list[JudgeResult], backend: JudgeBackend, setup: JudgeSe
         key=f"{results[i].item.cache_key}:swap", role=Role.SWAP, gold=results[i].item.row.gold,
         prompt=setup.render(setup.prompt, reference=results[i].item.row.caption,
                             caption=results[i].item.row.reference),
-        image=results[i].item.image.image) for i in chosen]
+        image=results[i].item.pixels) for i in chosen]
     answers = answer_all(requests, [parse] * len(requests), backend, config,
                          setup.first_decoding, note)
     updated = list(results)

@@ -202,7 +202,7 @@ def verify(results: list[JudgeResult], backend: JudgeBackend, setup: JudgeSetup,
                 key=f"{result.item.cache_key}:verify:{ids[0]}", role=Role.VERIFY,
                 prompt=setup.render(setup.verify_prompt,
                                     claims=render_claims(claims, setup.special_tokens)),
-                image=result.item.image.image, gold=result.item.row.gold, claim_ids=ids,
+                image=result.item.pixels, gold=result.item.row.gold, claim_ids=ids,
                 json_schema=verification_schema(list(ids)) if constrained else None))
     parsers = [partial(parse_verification, expected=claims) for claims in claim_sets]
     answers = answer_all(requests, parsers, backend, config, setup.first_decoding, note)
