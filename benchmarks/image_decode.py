@@ -6,8 +6,9 @@ resize, against a full decode then the same resize, at the judge's target size.
 Modes, interleaved on the same bytes:
 - `full`: open, load every pixel, thumbnail to `max_side` (LANCZOS) — the plain alternative;
 - `draft`: open, `draft(None, target)` (1/2, 1/4 or 1/8 scale, never below the target), load,
-  resize to the same target size (LANCZOS);
-- `claimdiff`: `claimdiff.io.images.decode`, what the pipeline runs (bounds, EXIF, RGB, resize).
+  resize to the same target size (LANCZOS): what claimdiff ran before its resize went bicubic;
+- `claimdiff`: `claimdiff.io.images.decode`, what the pipeline runs (bounds, EXIF, RGB, draft,
+  and a bicubic resize with the draft box, `images.RESAMPLE`).
 The output of `draft` and `claimdiff` is compared with `full`'s: same size, and PSNR in dB.
 """
 

@@ -98,5 +98,5 @@ def test_the_pixels_version_is_in_the_key(monkeypatch: pytest.MonkeyPatch) -> No
 
     setup = setup_of(backend="labels")
     before = cache_key(setup, SHA, row())
-    monkeypatch.setattr(judge_stage, "PIXELS_VERSION", "draft-2")
+    monkeypatch.setattr(judge_stage, "PIXELS_VERSION", judge_stage.PIXELS_VERSION + "-next")
     assert cache_key(setup, SHA, row()) != before

@@ -54,6 +54,7 @@ from claimdiff.errors import (
 )
 from claimdiff.io import http as bounded_http
 from claimdiff.io.hosts import is_loopback
+from claimdiff.io.images import RESAMPLE
 from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer, request_schema
 from claimdiff.serving.vllm_server import VllmServer, server_from_options
 
@@ -231,7 +232,7 @@ class OpenAIBackend:
         bounded, side = image, self._options.image_max_side
         if max(image.size) > side:
             bounded = image.copy()
-            bounded.thumbnail((side, side), Image.Resampling.LANCZOS)
+            bounded.thumbnail((side, side), RESAMPLE)
         if bounded.mode != "RGB":
             bounded = bounded.convert("RGB")
         buffer = io.BytesIO()
