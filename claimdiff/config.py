@@ -218,8 +218,10 @@ class JudgeConfig(_Strict):
     max_attempts: int = Field(
         default=2, ge=1, le=10, description="tries per request, the first included"
     )
-    min_batch_size: int = Field(
-        default=1, ge=1, description="smallest batch Beam forms for the judge")
+    min_batch_size: int | None = Field(
+        default=None, ge=1,
+        description="smallest batch Beam forms for the judge; null: max_batch_size (whole "
+        "batches from the first; a smaller size is where Beam's adaptive batching starts)")
     max_batch_size: int = Field(
         default=8, ge=1, description="largest batch Beam forms for the judge (one backend call)")
     max_differences: int = Field(default=32, ge=1, le=64, description="decoding bound on the list")
@@ -241,7 +243,7 @@ class JudgeConfig(_Strict):
         if self.swap_fraction > 0 and self.output_format == "hall_vs_miss":
             raise ValueError("judge.swap_fraction needs an output format whose answers can be "
                              "mirrored (json or paper_text), not hall_vs_miss")
-        if self.min_batch_size > self.max_batch_size:
+        if self.min_batch_size is not None and self.min_batch_size > self.max_batch_size:
             raise ValueError("judge.min_batch_size must not exceed judge.max_batch_size")
         wanted = PROMPT_FORMATS.get(self.prompt_name)
         if wanted is not None and wanted != self.output_format:

@@ -323,3 +323,42 @@ def test_accounting_catches_a_row_counted_twice(tmp_path: Path, write_image, wri
     accounting = outputs.account(str(out), rows_in=2)
     assert (accounting.rows_judged, accounting.duplicate_rows) == (2, 1)
     assert not accounting.balanced
+
+
+@pytest.mark.parametrize(("overrides", "whole"), [
+    ({}, True),  # whole batches from the first call, as a GPU judge needs them
+    ({"judge.min_batch_size": 4}, True),
+    ({"judge.min_batch_size": 1}, False),  # asked for: Beam's adaptive sizing starts at 1
+])
+def test_the_judge_gets_whole_batches_from_the_first_call(
+        tmp_path: Path, write_image, write_manifest, overrides: dict, whole: bool):
+    """Beam's adaptive batching starts at the smallest batch size and grows; by default that
+    size is the largest, so no worker begins with a run of single-request calls."""
+    log = tmp_path / "batches.log"  # the backend runs in Beam's workers: a file comes back
+
+    class Counting:
+        model_id = "counting"
+
+        def __init__(self) -> None:
+            from claimdiff.judges.backends.labels import LabelsBackend
+            self._labels = LabelsBackend()
+
+        def judge(self, requests, decoding):
+            with log.open("a") as handle:
+                handle.write(f"{len(requests)}\n")
+            return self._labels.judge(requests, decoding)
+
+    for name in "abc":
+        write_image(f"{name}.png")
+    manifest = write_manifest([{"image": f"{name}.png", "reference": REF,
+                                "caption": f"{n} dogs.", "gold": gold()}
+                               for name in "abc" for n in range(4)])
+    result = run(manifest, tmp_path / "out", {"judge.max_batch_size": 4, **overrides},
+                 backend_factory=lambda setup: Counting())
+    assert result.accounting.rows_judged == 12
+    sizes = [int(size) for size in log.read_text().split()]  # in call order
+    assert sum(sizes) == 12
+    if whole:
+        assert sizes == [4, 4, 4]
+    else:  # how it grows from there depends on timings: only the start is fixed
+        assert sizes[0] == 1 and len(sizes) > 3
