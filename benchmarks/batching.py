@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
             base = base or rate
             config = load_config(None, {
                 "judge.backend": "transformers", "judge.model": str(model),
-                "judge.max_batch_size": batch, "judge.min_batch_size": 1,
+                "judge.max_batch_size": batch,
                 "judge.max_differences": 1, "judge.max_string_chars": 4,
                 "judge.max_new_tokens": 64, "run.max_failure_share": 1.0})
             run = run_judge(JudgeJob(manifest=manifest, output=str(Path(tmp) / f"run-{batch}"),
