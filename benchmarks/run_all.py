@@ -16,16 +16,13 @@ from benchmarks.harness import RESULTS_DIR, parser
 
 BENCHMARKS = ["image_decode", "cpu_side", "pipeline_overhead", "reruns", "memory",
               "reward_service", "batching"]
-# too slow for CI's smoke run (a random-weight model generating on 2 cores): `make bench` only
-FULL_ONLY = {"batching"}
 
 
 def main() -> None:
     p = parser(__doc__)
     args = p.parse_args()
     failed = []
-    chosen = [n for n in BENCHMARKS if not (args.quick and n in FULL_ONLY)]
-    for name in chosen:
+    for name in BENCHMARKS:
         command = [sys.executable, "-m", f"benchmarks.{name}",
                    "--json", str(RESULTS_DIR / f"{name}.json")]
         if args.quick:
@@ -35,7 +32,7 @@ def main() -> None:
             failed.append(name)
     print("\n## targets")
     print("| benchmark | target | value | limit | verdict |\n|---|---|---|---|---|")
-    for name in chosen:
+    for name in BENCHMARKS:
         path = RESULTS_DIR / f"{name}.json"
         if name in failed or not path.exists():
             print(f"| {name} | (benchmark failed) | - | - | - |")
