@@ -45,9 +45,10 @@ class JudgeModelHandler(ModelHandler[JudgeItem, JudgeResult, JudgeBackend]):
         return config.backend == "openai" and config.openai.start_server
 
     def batch_elements_kwargs(self) -> dict[str, int]:
-        # Beam's adaptive batching starts at the smallest size and grows: from 1, the first
-        # ~16 calls of each worker are small batches (a GPU judge's worst case), so the default
-        # is whole batches from the first (benchmarks/RESULTS.md B1)
+        # Beam's adaptive batching starts at the smallest size and grows by its timings: from 1,
+        # a worker's first calls carry one request, then two, ... (16 calls for 48 rows at batch
+        # 8; a GPU judge's worst case), so the default is whole batches from the first call
+        # (benchmarks/RESULTS.md B1)
         config = self._setup.config
         return {"min_batch_size": config.min_batch_size or config.max_batch_size,
                 "max_batch_size": config.max_batch_size}
