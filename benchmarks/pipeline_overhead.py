@@ -100,7 +100,7 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--images", type=int, default=None, help="scenes for the labels judge")
     p.add_argument("--model-images", type=int, default=None,
-                   help="scenes for the transformers judge (default 12, quick 2)")
+                   help="scenes for the transformers judge (default 24, quick 2)")
     p.add_argument("--actors", type=int, default=4)
     p.add_argument("--judges", nargs="+", default=["labels", "transformers"],
                    choices=["labels", "transformers"])
@@ -117,7 +117,7 @@ def main() -> None:
             else:
                 from tests.support.tiny_vlm import build_tiny_llava
 
-                images = args.model_images or (2 if args.quick else 12)
+                images = args.model_images or (2 if args.quick else 24)
                 model = build_tiny_llava(Path(tmp) / "llava")
                 config = load_config(None, {**TINY_MODEL, "judge.model": str(model)})
             manifest = write_sample(f"{tmp}/{judge}", images=images, actors=args.actors,
