@@ -23,7 +23,7 @@ from PIL import Image
 from benchmarks.harness import Report, interleaved, median, parser
 from benchmarks.photos import SIZES, encode, photo
 from claimdiff.config import ImageConfig
-from claimdiff.io.images import decode
+from claimdiff.io.images import decode, fit_size
 
 
 def full(data: bytes, side: int) -> Image.Image:
@@ -35,25 +35,10 @@ def full(data: bytes, side: int) -> Image.Image:
 
 def draft(data: bytes, side: int) -> Image.Image:
     image = Image.open(io.BytesIO(data))
-    target = _fit(image.size, side)
+    target = fit_size(image.size, side)
     image.draft(None, target)
     image.load()
     return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
-
-
-def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
-    """The size `Image.thumbnail((side, side))` gives (its own rounding, so sizes compare)."""
-    width, height = size
-    if width <= side and height <= side:
-        return size
-    aspect = width / height
-    if aspect <= 1:
-        x = max(min(math.floor(side * aspect), math.ceil(side * aspect),
-                    key=lambda n: abs(aspect - n / side)), 1)
-        return x, side
-    y = max(min(math.floor(side / aspect), math.ceil(side / aspect),
-                key=lambda n: 0 if n == 0 else abs(aspect - side / n)), 1)
-    return side, y
 
 
 def psnr(a: Image.Image, b: Image.Image) -> float:

@@ -16,7 +16,7 @@ plain loop, measured in the same run because these machines are shared and noisy
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ def plain_loop(manifest: str, out: Path, config: ClaimdiffConfig) -> int:
     differences: list[DifferenceRow] = []
     rewards: list[dict[str, Any]] = []
 
-    def items() -> Any:
+    def items() -> Iterator[JudgeItem]:
         for index, record in iter_manifest(manifest):
             assert isinstance(record, dict)
             row = validate_row(record, manifest=manifest, row_index=index,

@@ -18,42 +18,16 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.harness import Report, parser
 from benchmarks.photos import encode, photo
 from claimdiff.config import load_config
-from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer
-from claimdiff.judges.backends.labels import LabelsBackend
 from claimdiff.judges.judge_setup import JudgeSetup
 from claimdiff.pipelines.judge import JudgeJob, run_judge
 from claimdiff.runners.options import pipeline_options
 from claimdiff.synth import write_synthetic
-
-
-class PausedLabels:
-    """The labels judge, `pause_s` per request (a GPU judge's share of a batch), counting the
-    first-pass requests it answers in a file (it runs in Beam's workers)."""
-
-    def __init__(self, log: Path, pause_s: float) -> None:
-        self._log = log
-        self._pause_s = pause_s
-        self._labels = LabelsBackend()
-
-    @property
-    def model_id(self) -> str:
-        return self._labels.model_id
-
-    def judge(self, requests: Sequence[JudgeRequest], decoding: Decoding) -> list[RawAnswer]:
-        time.sleep(self._pause_s * len(requests))
-        with self._log.open("a") as handle:
-            handle.write("x" * len(requests))
-        return self._labels.judge(requests, decoding)
-
-
-def judged(log: Path) -> int:
-    return len(log.read_text()) if log.exists() else 0
+from tests.support.judging import LoggedLabels, first_pass_requests
 
 
 def with_photos(manifest: str, size: tuple[int, int], images: int) -> str:
@@ -77,8 +51,8 @@ def with_photos(manifest: str, size: tuple[int, int], images: int) -> str:
 
 def one_run(manifest: str, output: Path, log: Path, pause_s: float,
             reuse: tuple[str, ...]) -> tuple[float, int, dict[str, int]]:
-    def factory(setup: JudgeSetup) -> PausedLabels:
-        return PausedLabels(log, pause_s)
+    def factory(setup: JudgeSetup) -> LoggedLabels:
+        return LoggedLabels(log, pause_s)
 
     job = JudgeJob(manifest=manifest, output=str(output), config=load_config(None),
                    backend_factory=factory, reuse=reuse)
@@ -86,7 +60,7 @@ def one_run(manifest: str, output: Path, log: Path, pause_s: float,
     result = run_judge(job, pipeline_options([], "local", None))
     seconds = time.perf_counter() - started
     assert result.status == "ok", result.status
-    return seconds, judged(log), result.counters
+    return seconds, first_pass_requests(log), result.counters
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,6 +19,7 @@ from claimdiff.pipelines import outputs
 from claimdiff.synth.render import png_bytes
 from tests.conftest import diff, gold
 from tests.pipeline_support import read, run
+from tests.support.judging import LoggedLabels, logged_calls
 
 
 def saved_decoding(out: Path) -> dict:
@@ -334,29 +335,16 @@ def test_the_judge_gets_whole_batches_from_the_first_call(
         tmp_path: Path, write_image, write_manifest, overrides: dict, whole: bool):
     """Beam's adaptive batching starts at the smallest batch size and grows; by default that
     size is the largest, so no worker begins with a run of single-request calls."""
-    log = tmp_path / "batches.log"  # the backend runs in Beam's workers: a file comes back
-
-    class Counting:
-        model_id = "counting"
-
-        def __init__(self) -> None:
-            from claimdiff.judges.backends.labels import LabelsBackend
-            self._labels = LabelsBackend()
-
-        def judge(self, requests, decoding):
-            with log.open("a") as handle:
-                handle.write(f"{len(requests)}\n")
-            return self._labels.judge(requests, decoding)
-
+    log = tmp_path / "batches.log"
     for name in "abc":
         write_image(f"{name}.png")
     manifest = write_manifest([{"image": f"{name}.png", "reference": REF,
                                 "caption": f"{n} dogs.", "gold": gold()}
                                for name in "abc" for n in range(4)])
     result = run(manifest, tmp_path / "out", {"judge.max_batch_size": 4, **overrides},
-                 backend_factory=lambda setup: Counting())
+                 backend_factory=lambda setup: LoggedLabels(log))
     assert result.accounting.rows_judged == 12
-    sizes = [int(size) for size in log.read_text().split()]  # in call order
+    sizes = [len(call) for call in logged_calls(log)]  # in call order
     assert sum(sizes) == 12
     if whole:
         assert sizes == [4, 4, 4]

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,11 @@ from claimdiff.cli import main
 from claimdiff.errors import ConfigError, EarlyStopError, IncompleteRunError
 from claimdiff.io.datasets import read_run_manifest
 from claimdiff.judges.answers import answer_files, read_answer_file, read_answers, write_answers
-from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer
-from claimdiff.judges.backends.labels import LabelsBackend
 from claimdiff.judges.judge_setup import JudgeSetup
 from claimdiff.synth import write_synthetic
 from tests.pipeline_support import read, run
+from tests.support.judging import LoggedLabels
+from tests.support.judging import first_pass_requests as calls
 
 REPO = Path(__file__).parents[1]
 REUSED, TO_JUDGE = "claimdiff.judge/reused", "claimdiff.judge/to_judge"
@@ -33,34 +32,11 @@ DECODED, NOT_DECODED = "claimdiff.images/images_loaded", "claimdiff.images/image
 RUN_SPECIFIC = ("run_id", "judged_in")
 
 
-class LoggedLabels:
-    """The labels judge, writing one line per first-pass request it answers to a file (the
-    backend runs in Beam's workers: a file is what the test can read back)."""
-
-    def __init__(self, log: Path) -> None:
-        self._log = log
-        self._labels = LabelsBackend()
-
-    @property
-    def model_id(self) -> str:
-        return self._labels.model_id
-
-    def judge(self, requests: Sequence[JudgeRequest], decoding: Decoding) -> list[RawAnswer]:
-        with self._log.open("a") as handle:
-            handle.writelines(f"{r.role}\n" for r in requests)
-        return self._labels.judge(requests, decoding)
-
-
 def factory(log: Path) -> Any:
     def build(setup: JudgeSetup) -> LoggedLabels:
         return LoggedLabels(log)
 
     return build
-
-
-def calls(log: Path) -> int:
-    return sum(1 for line in log.read_text().splitlines() if line == "judge") \
-        if log.exists() else 0
 
 
 def comparable(output: Path, dataset: str = "rewards") -> list[dict[str, Any]]:
@@ -206,11 +182,11 @@ class KilledAfter:
     def __init__(self):
         self._labels = LabelsBackend()
     def judge(self, requests, decoding):
-        done = len(LOG.read_text().splitlines()) if LOG.exists() else 0
+        done = len(LOG.read_text().split()) if LOG.exists() else 0
         if done >= AFTER:
             os.kill(os.getpid(), signal.SIGKILL)  # no finaliser, no flush: a machine lost
-        with LOG.open("a") as handle:
-            handle.writelines(f"{r.role}\\n" for r in requests)
+        with LOG.open("a") as handle:  # LoggedLabels' log: a line of roles per call
+            handle.write(" ".join(str(r.role) for r in requests) + "\\n")
         return self._labels.judge(requests, decoding)
 
 run(sys.argv[1], sys.argv[2], {"judge.max_batch_size": 2, "judge.min_batch_size": 2,

@@ -42,6 +42,8 @@ class _LoadGroup(beam.DoFn):
         self._not_decoded = Metrics.counter(NAMESPACE, "images_not_decoded")
         self._failed = Metrics.counter(NAMESPACE, "images_failed")
         self._bytes = Metrics.distribution(NAMESPACE, "decoded_pixels")
+        self._reused = Metrics.counter(JUDGE_NAMESPACE, REUSED)
+        self._to_judge = Metrics.counter(JUDGE_NAMESPACE, TO_JUDGE)
         self._policy: HostPolicy | None = None
 
     def setup(self) -> None:
@@ -71,6 +73,7 @@ class _LoadGroup(beam.DoFn):
         except Exception as exc:
             failure = exc
         # answers split off before a failed decode still stand: their image was judged
+        self._reused.inc(len(reused))
         for result in reused:
             yield beam.pvalue.TaggedOutput(REUSED, result)
         if failure is not None:
@@ -84,7 +87,8 @@ class _LoadGroup(beam.DoFn):
         self._loaded.inc()
         self._bytes.update(image.width * image.height)
         if self._reuse is not None:
-            Metrics.counter(JUDGE_NAMESPACE, TO_JUDGE).inc(len(pending))
+            # counted once decoded: a row whose image fails goes to failures, not the judge
+            self._to_judge.inc(len(pending))
         for row in pending:
             yield image, row
 

@@ -77,9 +77,6 @@ class ReuseByKey:
                 to_judge.append(row)
             else:
                 reused.append(stored.result_for(item))
-        # the rows to judge are counted (TO_JUDGE) once their image is decoded: one that fails
-        # to decode goes to failures, not to the judge
-        Metrics.counter(NAMESPACE, REUSED).inc(len(reused))
         return reused, to_judge
 
     @staticmethod

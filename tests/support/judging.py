@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from claimdiff.config import load_config
 from claimdiff.io.images import LoadedImage
-from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer
+from claimdiff.judges.backends.base import Decoding, JudgeRequest, RawAnswer, Role
 from claimdiff.judges.judge_setup import JudgeSetup
 from claimdiff.judges.records import JudgeItem
 from claimdiff.schemas.rows import InputRow
@@ -47,3 +49,35 @@ class Replay:
         self.calls += 1
         self.requests.extend(requests)
         return [self._answers.pop(0) for _ in requests]
+
+
+class LoggedLabels:
+    """The labels judge, writing one line per backend call to `log`: the roles of its requests.
+    A backend runs in Beam's workers, so a file is what the caller can read back. `pause_s` per
+    request stands in for a GPU judge's latency (benchmarks/reruns.py)."""
+
+    def __init__(self, log: Path, pause_s: float = 0.0) -> None:
+        from claimdiff.judges.backends.labels import LabelsBackend
+
+        self._log = log
+        self._pause_s = pause_s
+        self._labels = LabelsBackend()
+
+    @property
+    def model_id(self) -> str:
+        return self._labels.model_id
+
+    def judge(self, requests: Sequence[JudgeRequest], decoding: Decoding) -> list[RawAnswer]:
+        time.sleep(self._pause_s * len(requests))
+        with self._log.open("a") as handle:
+            handle.write(" ".join(str(r.role) for r in requests) + "\n")
+        return self._labels.judge(requests, decoding)
+
+
+def logged_calls(log: Path) -> list[list[str]]:
+    """The roles of each call `LoggedLabels` answered, in call order."""
+    return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def first_pass_requests(log: Path) -> int:
+    return sum(call.count(str(Role.JUDGE)) for call in logged_calls(log))
